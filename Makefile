@@ -1,0 +1,40 @@
+# The two commands of the README: `make demo` and `make test`. Each installs what it needs.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+export PIESTUDY_PORT ?= 8000
+
+.PHONY: demo test install lint typecheck test-sqlite test-postgres serve clean
+
+install:
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --frozen
+
+# Until the synthetic demo study exists, `make demo` serves an empty, migrated database.
+demo: install
+	$(UV) run piestudy db upgrade
+	@echo
+	@echo "piestudy is serving on http://127.0.0.1:$(PIESTUDY_PORT) (API docs at /docs)."
+	@echo "Next: create an account with  $(UV) run piestudy user create <name> --role admin"
+	@echo "then import a dataset and a PIE set (see README, 'Importing data')."
+	@echo
+	$(UV) run piestudy serve --port $(PIESTUDY_PORT)
+
+lint: install
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+
+typecheck: install
+	$(UV) run mypy backend ml migrations tests
+
+test-sqlite: install
+	$(UV) run pytest -m "not postgres" -p no:cacheprovider
+
+# Every test again on PostgreSQL (a fresh database is created next to PG_TEST_URL's).
+test-postgres: install
+	PIESTUDY_TEST_DATABASE_URL=$(PG_TEST_URL) $(UV) run pytest -p no:cacheprovider
+
+test: lint typecheck test-sqlite test-postgres
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

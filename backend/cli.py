@@ -1,0 +1,325 @@
+"""The `piestudy` command."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from backend.auth import service as auth_service
+from backend.auth.models import Role, User
+from backend.auth.schemas import UserCreate
+from backend.config import get_settings
+from backend.datasets import service as datasets_service
+from backend.db import make_engine, make_sessionmaker
+from backend.errors import AppError
+from ml.data.labels import LABEL_FORMATS, LabelFormat
+
+app = typer.Typer(
+    help="piestudy: PIE analysis and reader studies for chest X-ray classifiers",
+    no_args_is_help=True,
+)
+db_app = typer.Typer(help="database schema", no_args_is_help=True)
+user_app = typer.Typer(help="coordinator, researcher and admin accounts", no_args_is_help=True)
+dataset_app = typer.Typer(help="datasets: images and labels", no_args_is_help=True)
+pieset_app = typer.Typer(help="PIE sets", no_args_is_help=True)
+study_app = typer.Typer(help="reader studies", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+app.add_typer(dataset_app, name="dataset")
+app.add_typer(pieset_app, name="pieset")
+app.add_typer(study_app, name="study")
+
+console = Console()
+err = Console(stderr=True)
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """One transaction: committed when the block succeeds, rolled back (nothing written) if not."""
+    engine = make_engine(get_settings().resolved_database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+    except AppError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        problems = exc.detail.get("problems") if isinstance(exc.detail, dict) else None
+        for p in problems or []:
+            err.print(f"  {p['file']}:{p['line']}: {p['field']}: {p['message']}")
+        if isinstance(exc.detail, dict) and exc.detail.get("total", 0) > len(problems or []):
+            err.print(f"  ... {exc.detail['total'] - len(problems or [])} more")
+        raise typer.Exit(code=2) from exc
+    finally:
+        engine.dispose()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="interface to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="port (PIESTUDY_PORT)")] = None,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+) -> None:
+    """Serve the API and the web interface."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "backend.main:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        proxy_headers=True,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Create or migrate the schema (to the newest revision by default)."""
+    from backend import migrate
+
+    url = get_settings().resolved_database_url
+    migrate.upgrade(url, revision)
+    console.print(f"database at {_safe_url(url)} is at revision {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="target, e.g. -1 or base")]) -> None:
+    """Undo migrations down to REVISION."""
+    from backend import migrate
+
+    migrate.downgrade(get_settings().resolved_database_url, revision)
+    console.print(f"downgraded to {revision}")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@user_app.command("create")
+def user_create(
+    username: str,
+    role: Annotated[Role, typer.Option(help="admin, coordinator or researcher")] = Role.coordinator,
+    display_name: Annotated[str, typer.Option()] = "",
+    password_env: Annotated[
+        str | None,
+        typer.Option(help="read the password from this environment variable instead of a prompt"),
+    ] = None,
+) -> None:
+    """Create an account (the password is prompted for, never passed on the command line)."""
+    if password_env:
+        password = os.environ.get(password_env, "")
+        if not password:
+            err.print(f"[red]error:[/red] environment variable {password_env} is empty or unset")
+            raise typer.Exit(2)
+    else:
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            err.print("[red]error:[/red] the passwords differ")
+            raise typer.Exit(2)
+    try:
+        data = UserCreate(
+            username=username, password=password, role=role, display_name=display_name
+        )
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    with session_scope() as session:
+        user = auth_service.create_user(session, data)
+        console.print(f"created {user.role.value} {user.username!r} (id {user.id})")
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """List accounts."""
+    with session_scope() as session:
+        table = Table("id", "username", "role", "active")
+        for u in auth_service.list_users(session):
+            table.add_row(str(u.id), u.username, u.role.value, "yes" if u.is_active else "no")
+        console.print(table)
+
+
+@dataset_app.command("import")
+def dataset_import(
+    name: Annotated[str, typer.Option(help="a unique name for the dataset")],
+    labels: Annotated[
+        list[Path], typer.Option(help="labels file; repeat for train/val/test files")
+    ],
+    images: Annotated[Path, typer.Option(help="the folder the image paths are relative to")],
+    fmt: Annotated[
+        str, typer.Option("--format", help=f"one of: {', '.join(LABEL_FORMATS)}")
+    ] = "chestxray14",
+    split: Annotated[Path | None, typer.Option(help="CSV image,split (train/val/test)")] = None,
+    classes: Annotated[str | None, typer.Option(help="plain format: classes joined with |")] = None,
+) -> None:
+    """Import a dataset: all rows or none."""
+    if fmt not in LABEL_FORMATS:
+        err.print(
+            f"[red]error:[/red] --format must be one of {', '.join(LABEL_FORMATS)}, not {fmt!r}"
+        )
+        raise typer.Exit(2)
+    label_format: LabelFormat = fmt
+    with session_scope() as session:
+        dataset = datasets_service.import_dataset(
+            session,
+            name=name,
+            fmt=label_format,
+            labels_files=labels,
+            image_dir=images,
+            split_file=split,
+            classes=classes.split("|") if classes else None,
+        )
+        splits = dataset.provenance.get("splits", {})
+        console.print(
+            f"imported dataset {dataset.name!r} (id {dataset.id}): {dataset.image_count} images, "
+            f"{len(dataset.classes)} classes, splits {json.dumps(splits)}"
+        )
+
+
+@dataset_app.command("list")
+def dataset_list() -> None:
+    """List datasets."""
+    with session_scope() as session:
+        table = Table("id", "name", "format", "images", "classes")
+        for d in datasets_service.list_datasets(session):
+            table.add_row(
+                str(d.id), d.name, d.label_format, str(d.image_count), str(len(d.classes))
+            )
+        console.print(table)
+
+
+@pieset_app.command("import")
+def pieset_import(
+    dataset: Annotated[str, typer.Option(help="dataset id or name")],
+    name: Annotated[str, typer.Option(help="PIE set name; a re-import makes the next version")],
+    file: Annotated[Path, typer.Option(help="CSV image,is_pie,score[,rank]")],
+    parameters: Annotated[
+        str | None, typer.Option(help='JSON object, e.g. {"k_star": 0.9}')
+    ] = None,
+) -> None:
+    """Import a PIE set (frozen once created)."""
+    from backend.piesets import service as piesets_service
+
+    if not file.is_file():
+        err.print(f"[red]error:[/red] --file: not found: {file}")
+        raise typer.Exit(2)
+    params = json.loads(parameters) if parameters else {}
+    with session_scope() as session:
+        ds = datasets_service.find_dataset(session, dataset)
+        pie_set = piesets_service.import_pie_set(
+            session,
+            dataset_id=ds.id,
+            name=name,
+            csv_bytes=file.read_bytes(),
+            source_name=file.name,
+            parameters=params,
+        )
+        console.print(
+            f"imported PIE set {pie_set.name!r} v{pie_set.version} (id {pie_set.id}): "
+            f"{pie_set.member_count} images, {pie_set.pie_count} PIEs"
+        )
+
+
+@pieset_app.command("list")
+def pieset_list() -> None:
+    """List PIE sets."""
+    from backend.piesets import service as piesets_service
+
+    with session_scope() as session:
+        table = Table("id", "dataset", "name", "version", "images", "PIEs")
+        for p in piesets_service.list_pie_sets(session):
+            table.add_row(
+                str(p.id),
+                str(p.dataset_id),
+                p.name,
+                str(p.version),
+                str(p.member_count),
+                str(p.pie_count),
+            )
+        console.print(table)
+
+
+@study_app.command("create")
+def study_create(
+    name: Annotated[str, typer.Option()],
+    pieset: Annotated[int, typer.Option(help="PIE set id")],
+    owner: Annotated[str, typer.Option(help="username of the coordinator who owns it")],
+    cases_per_reader: Annotated[int, typer.Option()] = 40,
+    pie_fraction: Annotated[float, typer.Option()] = 0.5,
+    overlap_cases: Annotated[int, typer.Option()] = 0,
+    readers: Annotated[
+        int, typer.Option(help="planned number of readers (checked against the pool)")
+    ] = 6,
+    seed: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Create a study from a PIE set."""
+    from backend.studies import service as studies_service
+    from backend.studies.schemas import StudyCreate
+
+    with session_scope() as session:
+        user = _user(session, owner)
+        study = studies_service.create_study(
+            session,
+            user,
+            StudyCreate(
+                name=name,
+                pie_set_id=pieset,
+                cases_per_reader=cases_per_reader,
+                pie_fraction=pie_fraction,
+                overlap_cases=overlap_cases,
+                planned_readers=readers,
+                seed=seed,
+            ),
+        )
+        console.print(
+            f"created study {study.name!r} (id {study.id}, seed {study.seed}, {study.status.value})"
+        )
+
+
+@study_app.command("enroll")
+def study_enroll(
+    study: Annotated[int, typer.Option(help="study id")],
+    reader: Annotated[list[str], typer.Option(help="reader display name; repeat for several")],
+    as_user: Annotated[str, typer.Option("--as", help="coordinator username")],
+) -> None:
+    """Enroll readers and print their invitation links (shown once)."""
+    from backend.studies import service as studies_service
+    from backend.studies.router import invitation_url
+
+    with session_scope() as session:
+        user = _user(session, as_user)
+        enrolled = studies_service.enroll_readers(session, study, user, reader)
+        for e in enrolled:
+            console.print(f"{e.reader.display_name}: {invitation_url(get_settings(), e.token)}")
+
+
+def _user(session: Session, username: str) -> User:
+    from backend.auth import repository as auth_repo
+
+    user = auth_repo.get_user_by_username(session, username)
+    if user is None:
+        err.print(
+            f"[red]error:[/red] no user named {username!r}; create one with `piestudy user create`"
+        )
+        raise typer.Exit(2)
+    return user
+
+
+if __name__ == "__main__":
+    app()

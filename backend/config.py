@@ -1,0 +1,74 @@
+"""Settings from the environment (PIESTUDY_*) or a .env file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Shipped so that a development checkout runs without set-up; refused in production.
+DEFAULT_SECRET_KEY = "piestudy-development-secret-change-me"  # noqa: S105
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PIESTUDY_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    env: Literal["development", "test", "production"] = "development"
+    var_dir: Path = Path("var")
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL; empty means a SQLite file under var_dir",
+    )
+    media_dir: Path | None = Field(
+        default=None, description="where uploaded and derived images live; var_dir/media if unset"
+    )
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = Field(
+        default="",
+        description="base URL used in reader invitation links; http://host:port if unset",
+    )
+    import_roots: list[Path] = Field(
+        default_factory=list,
+        description="folders the JSON API may read label files and images from",
+    )
+    session_hours: int = Field(default=12, ge=1, le=24 * 30)
+
+    @model_validator(mode="after")
+    def _refuse_default_secret_in_production(self) -> Settings:
+        if self.env == "production":
+            secret = self.secret_key.get_secret_value()
+            if secret == DEFAULT_SECRET_KEY:
+                raise ValueError(
+                    "PIESTUDY_SECRET_KEY is the development default; set a random secret "
+                    "(for example `python -c 'import secrets; print(secrets.token_urlsafe(48))'`) "
+                    "before running with PIESTUDY_ENV=production"
+                )
+            if len(secret) < 32:
+                raise ValueError("PIESTUDY_SECRET_KEY must be at least 32 characters in production")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.var_dir / 'piestudy.db').resolve()}"
+
+    @property
+    def resolved_media_dir(self) -> Path:
+        return (self.media_dir or self.var_dir / "media").resolve()
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

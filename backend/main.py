@@ -1,0 +1,57 @@
+"""The FastAPI application: routers, error handlers, health."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+import backend.models  # noqa: F401  (registers every table)
+from backend.auth.router import router as auth_router
+from backend.config import Settings, get_settings
+from backend.datasets.router import router as datasets_router
+from backend.db import make_engine, make_sessionmaker
+from backend.errors import install_error_handlers
+from backend.piesets.router import router as piesets_router
+from backend.studies.router import router as studies_router
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="piestudy",
+        summary="Pruning-identified exemplars in chest X-ray classifiers, and their reader study",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine)
+    install_error_handlers(app)
+
+    @app.get("/api/health", tags=["health"])
+    def health(request: Request) -> JSONResponse:
+        try:
+            with request.app.state.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:  # any database failure means "not healthy"
+            return JSONResponse(
+                {"status": "unavailable", "database": f"error: {type(exc).__name__}"},
+                status_code=503,
+            )
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    for router in (auth_router, datasets_router, piesets_router, studies_router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,22 @@
+"""Every table, imported in one place so that Base.metadata is complete (Alembic, tests)."""
+
+from backend.auth.models import AuthSession, User
+from backend.datasets.models import Dataset, Image
+from backend.db import Base
+from backend.piesets.models import PieSet, PieSetMember
+from backend.studies.models import Assignment, Reader, Study, StudyCase, StudyMember
+
+__all__ = [
+    "Assignment",
+    "AuthSession",
+    "Base",
+    "Dataset",
+    "Image",
+    "PieSet",
+    "PieSetMember",
+    "Reader",
+    "Study",
+    "StudyCase",
+    "StudyMember",
+    "User",
+]

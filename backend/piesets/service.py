@@ -1,0 +1,128 @@
+"""PIE sets: imported from a CSV, versioned per (dataset, name), frozen once created."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from backend.datasets import repository as datasets_repo
+from backend.datasets.service import ImportRejectedError, get_dataset
+from backend.errors import ConflictError, InvalidInputError, NotFoundError
+from backend.piesets import repository
+from backend.piesets.models import PieSet, PieSetMember
+from ml.data.labels import LabelProblem
+from ml.pieset_file import parse_pieset_csv
+
+MAX_CSV_BYTES = 64 * 1024 * 1024
+
+
+class FrozenPieSetError(ConflictError):
+    pass
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_changes_to_frozen_pie_sets(session: Session, _ctx: Any, _instances: Any) -> None:
+    # A study's results are only meaningful against the exact PIE set it was drawn from.
+    for obj in session.dirty:
+        if isinstance(obj, PieSet | PieSetMember) and session.is_modified(obj):
+            raise FrozenPieSetError(
+                "PIE sets are frozen once created; import a new version instead of editing one"
+            )
+
+
+def import_pie_set(
+    session: Session,
+    *,
+    dataset_id: int,
+    name: str,
+    csv_bytes: bytes,
+    source_name: str = "pieset.csv",
+    parameters: dict[str, Any] | None = None,
+    provenance: dict[str, Any] | None = None,
+    created_by_id: int | None = None,
+) -> PieSet:
+    dataset = get_dataset(session, dataset_id)
+    if len(csv_bytes) > MAX_CSV_BYTES:
+        raise InvalidInputError(f"file: larger than {MAX_CSV_BYTES // (1024 * 1024)} MiB")
+    try:
+        text = csv_bytes.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"file: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    parsed = parse_pieset_csv(text, source_name)
+    problems = list(parsed.problems)
+    known = datasets_repo.image_ids_by_external(session, dataset.id)
+    for row in parsed.rows:
+        if row.image not in known:
+            problems.append(
+                LabelProblem(
+                    source_name,
+                    row.line,
+                    "image",
+                    f"{row.image!r} is not an image of dataset {dataset.name!r}",
+                )
+            )
+    rows = parsed.rows
+    if not problems:
+        if not rows:
+            problems.append(LabelProblem(source_name, None, "rows", "the file lists no images"))
+        elif all(r.is_pie for r in rows) or not any(r.is_pie for r in rows):
+            problems.append(
+                LabelProblem(
+                    source_name, None, "is_pie", "a PIE set needs both PIEs (1) and non-PIEs (0)"
+                )
+            )
+    if problems:
+        raise ImportRejectedError(f"PIE set {name!r}", problems)
+
+    pie_set = PieSet(
+        dataset_id=dataset.id,
+        name=name,
+        version=repository.latest_version(session, dataset.id, name) + 1,
+        parameters=parameters or {},
+        provenance={
+            **(provenance or {}),
+            "source": source_name,
+            "sha256": hashlib.sha256(csv_bytes).hexdigest(),
+            "undefined_scores": sum(r.score is None for r in rows),
+        },
+        member_count=len(rows),
+        pie_count=sum(r.is_pie for r in rows),
+        created_by_id=created_by_id,
+    )
+    repository.add(session, pie_set)
+    repository.insert_members(
+        session,
+        (
+            {
+                "pie_set_id": pie_set.id,
+                "image_id": known[r.image],
+                "is_pie": r.is_pie,
+                "score": r.score,
+                "rank": r.rank,
+            }
+            for r in rows
+        ),
+    )
+    return pie_set
+
+
+def get_pie_set(session: Session, pie_set_id: int) -> PieSet:
+    pie_set = repository.get(session, pie_set_id)
+    if pie_set is None:
+        raise NotFoundError(f"PIE set {pie_set_id} not found")
+    return pie_set
+
+
+def list_pie_sets(session: Session, dataset_id: int | None = None) -> Sequence[PieSet]:
+    return repository.list_all(session, dataset_id)
+
+
+def page_members(
+    session: Session, pie_set_id: int, *, offset: int, limit: int, is_pie: bool | None = None
+) -> tuple[int, Sequence[tuple[PieSetMember, str]]]:
+    get_pie_set(session, pie_set_id)
+    return repository.page_members(session, pie_set_id, offset=offset, limit=limit, is_pie=is_pie)

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Enum,
+    Float,
+    ForeignKey,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.db import Base, UTCDateTime
+from backend.timeutil import utcnow
+
+
+class StudyStatus(enum.StrEnum):
+    draft = "draft"
+    open = "open"
+    closed = "closed"
+
+
+class Study(Base):
+    __tablename__ = "studies"
+    __table_args__ = (
+        CheckConstraint("cases_per_reader >= 1", name="cases_per_reader_positive"),
+        CheckConstraint("pie_fraction >= 0 AND pie_fraction <= 1", name="pie_fraction_range"),
+        CheckConstraint("overlap_cases >= 0", name="overlap_cases_nonnegative"),
+        CheckConstraint("planned_readers >= 1", name="planned_readers_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    pie_set_id: Mapped[int] = mapped_column(
+        ForeignKey("pie_sets.id", ondelete="RESTRICT"), index=True
+    )
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    cases_per_reader: Mapped[int] = mapped_column(default=40)
+    pie_fraction: Mapped[float] = mapped_column(Float, default=0.5)
+    overlap_cases: Mapped[int] = mapped_column(default=0)
+    planned_readers: Mapped[int] = mapped_column(default=6)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[StudyStatus] = mapped_column(
+        Enum(StudyStatus, name="study_status", native_enum=False, length=10, validate_strings=True),
+        default=StudyStatus.draft,
+    )
+    allow_answer_changes: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class StudyMember(Base):
+    """A coordinator added to a study besides its owner."""
+
+    __tablename__ = "study_members"
+
+    study_id: Mapped[int] = mapped_column(
+        ForeignKey("studies.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Reader(Base):
+    __tablename__ = "readers"
+    __table_args__ = (UniqueConstraint("study_id", "slot"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    slot: Mapped[int]  # which slice of the shuffled pools this reader holds
+    display_name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class StudyCase(Base):
+    """An image drawn into a study. unique(study_id, image_id) is what guarantees, in the
+    database itself, that no image reaches two readers; reader_id is NULL for the shared
+    overlap cases that every reader reads."""
+
+    __tablename__ = "study_cases"
+    __table_args__ = (UniqueConstraint("study_id", "image_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="RESTRICT"), index=True)
+    reader_id: Mapped[int | None] = mapped_column(
+        ForeignKey("readers.id", ondelete="CASCADE"), index=True
+    )
+
+
+class Assignment(Base):
+    """A case in one reader's list, at its position (1-based) in that reader's order."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (
+        UniqueConstraint("reader_id", "position"),
+        UniqueConstraint("reader_id", "case_id"),
+        CheckConstraint("position >= 1", name="position_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reader_id: Mapped[int] = mapped_column(ForeignKey("readers.id", ondelete="CASCADE"))
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("study_cases.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int]

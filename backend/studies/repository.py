@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, insert, or_, select
+from sqlalchemy.orm import Session
+
+from backend.datasets.models import Image
+from backend.piesets.models import PieSetMember
+from backend.studies.models import Assignment, Reader, Study, StudyCase, StudyMember
+
+
+def get(session: Session, study_id: int, *, for_update: bool = False) -> Study | None:
+    if for_update:
+        return session.scalars(select(Study).where(Study.id == study_id).with_for_update()).first()
+    return session.get(Study, study_id)
+
+
+def list_visible(session: Session, user_id: int | None) -> Sequence[Study]:
+    """All studies (user_id None) or those the user owns or was added to."""
+    stmt = select(Study).order_by(Study.id)
+    if user_id is not None:
+        member_of = select(StudyMember.study_id).where(StudyMember.user_id == user_id)
+        stmt = stmt.where(or_(Study.owner_id == user_id, Study.id.in_(member_of)))
+    return session.scalars(stmt).all()
+
+
+def is_member(session: Session, study_id: int, user_id: int) -> bool:
+    return session.get(StudyMember, (study_id, user_id)) is not None
+
+
+def add(session: Session, obj: Any) -> None:
+    session.add(obj)
+    session.flush()
+
+
+def remove_member(session: Session, study_id: int, user_id: int) -> None:
+    session.execute(
+        delete(StudyMember).where(StudyMember.study_id == study_id, StudyMember.user_id == user_id)
+    )
+
+
+def members(session: Session, study_id: int) -> Sequence[int]:
+    return session.scalars(
+        select(StudyMember.user_id).where(StudyMember.study_id == study_id)
+    ).all()
+
+
+def next_slot(session: Session, study_id: int) -> int:
+    current = session.scalar(select(func.max(Reader.slot)).where(Reader.study_id == study_id))
+    return 0 if current is None else current + 1
+
+
+def readers(session: Session, study_id: int) -> Sequence[Reader]:
+    return session.scalars(
+        select(Reader).where(Reader.study_id == study_id).order_by(Reader.slot)
+    ).all()
+
+
+def get_reader(session: Session, study_id: int, reader_id: int) -> Reader | None:
+    reader = session.get(Reader, reader_id)
+    return reader if reader is not None and reader.study_id == study_id else None
+
+
+def insert_cases(
+    session: Session, study_id: int, image_ids: Sequence[int], reader_id: int | None
+) -> list[int]:
+    """Insert study cases in the given order; their ids, in the same order."""
+    if not image_ids:
+        return []
+    rows = [{"study_id": study_id, "image_id": i, "reader_id": reader_id} for i in image_ids]
+    session.execute(insert(StudyCase), rows)
+    stmt = select(StudyCase.image_id, StudyCase.id).where(
+        StudyCase.study_id == study_id, StudyCase.image_id.in_(image_ids)
+    )
+    by_image = dict(session.execute(stmt).tuples().all())
+    return [by_image[i] for i in image_ids]
+
+
+def overlap_cases(session: Session, study_id: int) -> list[tuple[int, int]]:
+    """(case id, image id) of the study's shared overlap cases."""
+    stmt = select(StudyCase.id, StudyCase.image_id).where(
+        StudyCase.study_id == study_id, StudyCase.reader_id.is_(None)
+    )
+    return [(c, i) for c, i in session.execute(stmt).tuples().all()]
+
+
+def insert_assignments(session: Session, reader_id: int, case_ids_in_order: Sequence[int]) -> None:
+    rows = [
+        {"reader_id": reader_id, "case_id": c, "position": p}
+        for p, c in enumerate(case_ids_in_order, 1)
+    ]
+    if rows:
+        session.execute(insert(Assignment), rows)
+
+
+def assignments(
+    session: Session, study: Study, reader_id: int
+) -> list[tuple[int, int, str, bool, bool]]:
+    """(position, image id, external id, is_pie, is_overlap) of one reader, by position."""
+    stmt = (
+        select(
+            Assignment.position,
+            Image.id,
+            Image.external_id,
+            PieSetMember.is_pie,
+            StudyCase.reader_id.is_(None),
+        )
+        .join(StudyCase, StudyCase.id == Assignment.case_id)
+        .join(Image, Image.id == StudyCase.image_id)
+        .join(
+            PieSetMember,
+            (PieSetMember.image_id == StudyCase.image_id)
+            & (PieSetMember.pie_set_id == study.pie_set_id),
+        )
+        .where(Assignment.reader_id == reader_id)
+        .order_by(Assignment.position)
+    )
+    return [tuple(row) for row in session.execute(stmt).all()]  # type: ignore[misc]
+
+
+def case_count(session: Session, study_id: int) -> int:
+    return (
+        session.scalar(
+            select(func.count()).select_from(StudyCase).where(StudyCase.study_id == study_id)
+        )
+        or 0
+    )
+
+
+def reader_count(session: Session, study_id: int) -> int:
+    return (
+        session.scalar(select(func.count()).select_from(Reader).where(Reader.study_id == study_id))
+        or 0
+    )

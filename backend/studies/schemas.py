@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from backend.studies.models import StudyStatus
+
+
+class DesignFields(BaseModel):
+    cases_per_reader: int = Field(default=40, ge=1, le=2000)
+    pie_fraction: float = Field(default=0.5, ge=0.0, le=1.0)
+    overlap_cases: int = Field(default=0, ge=0, le=2000)
+    planned_readers: int = Field(default=6, ge=1, le=1000)
+    seed: int | None = Field(default=None, ge=0, le=2**62, description="random if not given")
+
+
+class StudyCreate(DesignFields):
+    name: str = Field(min_length=1, max_length=200)
+    pie_set_id: int
+    allow_answer_changes: bool = True
+
+
+class StudyUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    allow_answer_changes: bool | None = None
+
+
+class StatusChange(BaseModel):
+    status: StudyStatus
+
+
+class AllocationPreviewRequest(DesignFields):
+    pie_set_id: int
+
+
+class AllocationPreview(BaseModel):
+    pies_per_reader: int
+    non_pies_per_reader: int
+    overlap_pies: int
+    overlap_non_pies: int
+    cases_seen_per_reader: int
+    pool_pies: int
+    pool_non_pies: int
+    max_readers: int | None
+    planned_readers: int
+    feasible: bool
+    problem: str | None
+
+
+class StudyRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    pie_set_id: int
+    owner_id: int
+    cases_per_reader: int
+    pie_fraction: float
+    overlap_cases: int
+    planned_readers: int
+    seed: int
+    status: StudyStatus
+    allow_answer_changes: bool
+    created_at: datetime
+    opened_at: datetime | None
+    closed_at: datetime | None
+
+
+class MemberAdd(BaseModel):
+    username: str = Field(min_length=1, max_length=80)
+
+
+class EnrollRequest(BaseModel):
+    display_names: list[str] = Field(min_length=1, max_length=200)
+
+
+class ReaderRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    study_id: int
+    slot: int
+    display_name: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ReaderInvitation(BaseModel):
+    """Returned once, at enrollment: the token is not stored and cannot be shown again."""
+
+    reader: ReaderRead
+    token: str
+    invitation_url: str
+
+
+class AssignmentRead(BaseModel):
+    """The coordinator's view of a reader's list (includes PIE membership: never for readers)."""
+
+    position: int
+    image_id: int
+    external_id: str
+    is_pie: bool
+    is_overlap: bool

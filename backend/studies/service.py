@@ -1,0 +1,264 @@
+"""Studies: design, coordinators, reader enrollment with balanced unique allocation."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from backend.auth import repository as auth_repo
+from backend.auth.models import Role, User
+from backend.auth.tokens import hash_token, new_token
+from backend.errors import ConflictError, InvalidInputError, NotFoundError
+from backend.piesets import repository as piesets_repo
+from backend.piesets.service import get_pie_set
+from backend.studies import allocation, repository
+from backend.studies.allocation import AllocationError, Design
+from backend.studies.models import Reader, Study, StudyMember, StudyStatus
+from backend.studies.schemas import AllocationPreview, DesignFields, StudyCreate, StudyUpdate
+from backend.timeutil import utcnow
+
+_TRANSITIONS = {
+    StudyStatus.draft: {StudyStatus.open},
+    StudyStatus.open: {StudyStatus.closed},
+    StudyStatus.closed: {StudyStatus.open},
+}
+# Concurrent enrollments that collide on a slot or an image retry this often before giving up.
+ENROLL_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    reader: Reader
+    token: str
+
+
+def design_of(study: Study) -> Design:
+    return Design(study.cases_per_reader, study.pie_fraction, study.overlap_cases, study.seed)
+
+
+def _design_from(fields: DesignFields, seed: int) -> Design:
+    try:
+        return Design(fields.cases_per_reader, fields.pie_fraction, fields.overlap_cases, seed)
+    except AllocationError as exc:
+        raise InvalidInputError(str(exc)) from exc
+
+
+def _pool(session: Session, pie_set_id: int) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    return piesets_repo.members_by_group(session, pie_set_id)
+
+
+def preview(session: Session, pie_set_id: int, fields: DesignFields) -> AllocationPreview:
+    get_pie_set(session, pie_set_id)
+    design = _design_from(fields, fields.seed or 0)
+    pies, non_pies = _pool(session, pie_set_id)
+    problem = None
+    try:
+        allocation.check_capacity(design, len(pies), len(non_pies), 0, fields.planned_readers)
+    except AllocationError as exc:
+        problem = str(exc)
+    return AllocationPreview(
+        pies_per_reader=design.pies_per_reader,
+        non_pies_per_reader=design.non_pies_per_reader,
+        overlap_pies=design.overlap_pies,
+        overlap_non_pies=design.overlap_non_pies,
+        cases_seen_per_reader=design.cases_seen_per_reader,
+        pool_pies=len(pies),
+        pool_non_pies=len(non_pies),
+        max_readers=allocation.max_readers(design, len(pies), len(non_pies)),
+        planned_readers=fields.planned_readers,
+        feasible=problem is None,
+        problem=problem,
+    )
+
+
+def create_study(session: Session, owner: User, data: StudyCreate) -> Study:
+    pie_set = get_pie_set(session, data.pie_set_id)
+    seed = data.seed if data.seed is not None else secrets.randbelow(2**31)
+    design = _design_from(data, seed)
+    pies, non_pies = _pool(session, pie_set.id)
+    try:
+        allocation.check_capacity(design, len(pies), len(non_pies), 0, data.planned_readers)
+    except AllocationError as exc:
+        raise InvalidInputError(
+            f"PIE set {pie_set.name!r} v{pie_set.version} is too small: {exc}"
+        ) from exc
+    study = Study(
+        name=data.name,
+        pie_set_id=pie_set.id,
+        owner_id=owner.id,
+        cases_per_reader=data.cases_per_reader,
+        pie_fraction=data.pie_fraction,
+        overlap_cases=data.overlap_cases,
+        planned_readers=data.planned_readers,
+        seed=seed,
+        allow_answer_changes=data.allow_answer_changes,
+    )
+    repository.add(session, study)
+    slices = allocation.overlap_slices(design)
+    overlap = [
+        image_id
+        for _, image_id in (
+            *allocation.take(allocation.shuffled(pies, seed, "pies"), slices.pies),
+            *allocation.take(allocation.shuffled(non_pies, seed, "non-pies"), slices.non_pies),
+        )
+    ]
+    repository.insert_cases(session, study.id, overlap, reader_id=None)
+    return study
+
+
+def can_see(session: Session, user: User, study: Study) -> bool:
+    if user.role == Role.admin:
+        return True
+    if user.role != Role.coordinator:
+        return False
+    return study.owner_id == user.id or repository.is_member(session, study.id, user.id)
+
+
+def visible_study(
+    session: Session, user: User, study_id: int, *, for_update: bool = False
+) -> Study:
+    """The study, if this user may see it; otherwise 'not found', so others' studies stay invisible."""
+    study = repository.get(session, study_id, for_update=for_update)
+    if study is None or not can_see(session, user, study):
+        raise NotFoundError(f"study {study_id} not found")
+    return study
+
+
+def list_studies(session: Session, user: User) -> Sequence[Study]:
+    return repository.list_visible(session, None if user.role == Role.admin else user.id)
+
+
+def update_study(session: Session, study: Study, data: StudyUpdate) -> Study:
+    if data.name is not None:
+        study.name = data.name
+    if data.allow_answer_changes is not None:
+        study.allow_answer_changes = data.allow_answer_changes
+    session.flush()
+    return study
+
+
+def change_status(session: Session, study: Study, new: StudyStatus) -> Study:
+    if new == study.status:
+        return study
+    if new not in _TRANSITIONS[study.status]:
+        allowed = ", ".join(sorted(s.value for s in _TRANSITIONS[study.status]))
+        raise ConflictError(f"a {study.status.value} study can become: {allowed}; not {new.value}")
+    study.status = new
+    if new == StudyStatus.open:
+        study.opened_at = study.opened_at or utcnow()
+        study.closed_at = None
+    else:
+        study.closed_at = utcnow()
+    session.flush()
+    return study
+
+
+def add_member(session: Session, study: Study, username: str) -> User:
+    user = auth_repo.get_user_by_username(session, username)
+    if user is None:
+        raise NotFoundError(f"no user named {username!r}")
+    if user.role not in (Role.coordinator, Role.admin):
+        raise InvalidInputError(f"username: {username!r} is a {user.role.value}, not a coordinator")
+    if user.id != study.owner_id and not repository.is_member(session, study.id, user.id):
+        repository.add(session, StudyMember(study_id=study.id, user_id=user.id))
+    return user
+
+
+def remove_member(session: Session, study: Study, user_id: int) -> None:
+    repository.remove_member(session, study.id, user_id)
+
+
+def member_ids(session: Session, study: Study) -> Sequence[int]:
+    return repository.members(session, study.id)
+
+
+def _enroll_once(session: Session, study: Study, names: Sequence[str]) -> list[Enrolled]:
+    design = design_of(study)
+    pies, non_pies = _pool(session, study.pie_set_id)
+    first_slot = repository.next_slot(session, study.id)
+    try:
+        allocation.check_capacity(design, len(pies), len(non_pies), first_slot, len(names))
+    except AllocationError as exc:
+        raise ConflictError(f"cannot enroll: {exc}") from exc
+    pie_order = allocation.shuffled(pies, study.seed, "pies")
+    non_pie_order = allocation.shuffled(non_pies, study.seed, "non-pies")
+    overlap = sorted(repository.overlap_cases(session, study.id), key=lambda c: c[1])
+    enrolled = []
+    for offset, name in enumerate(names):
+        slot = first_slot + offset
+        token = new_token()
+        reader = Reader(
+            study_id=study.id, slot=slot, display_name=name, token_hash=hash_token(token)
+        )
+        repository.add(session, reader)
+        slices = allocation.reader_slices(design, slot)
+        own = allocation.take(pie_order, slices.pies) + allocation.take(
+            non_pie_order, slices.non_pies
+        )
+        # Canonical order (by external id) before the seeded shuffle, so the order is reproducible.
+        own.sort()
+        shuffled_own = allocation.shuffled(own, study.seed, f"insert/{slot}")
+        own_case_ids = repository.insert_cases(
+            session, study.id, [image_id for _, image_id in shuffled_own], reader_id=reader.id
+        )
+        by_image = {
+            image_id: case_id
+            for (_, image_id), case_id in zip(shuffled_own, own_case_ids, strict=True)
+        }
+        by_image.update({image_id: case_id for case_id, image_id in overlap})
+        canonical = sorted(by_image)
+        ordered = allocation.reader_order(canonical, study.seed, slot)
+        repository.insert_assignments(session, reader.id, [by_image[i] for i in ordered])
+        enrolled.append(Enrolled(reader, token))
+    return enrolled
+
+
+def enroll_readers(
+    session: Session, study_id: int, user: User, names: Sequence[str]
+) -> list[Enrolled]:
+    """Enroll readers, each with a balanced set of cases that no other reader holds.
+
+    The study row is locked (PostgreSQL) and SQLite serializes writers; beyond that, the unique
+    constraints on (study, slot) and (study, image) make a collision fail in the database, in
+    which case the enrollment is retried from a savepoint with a fresh slot.
+    """
+    clean = [n.strip() for n in names]
+    if any(not n or len(n) > 200 for n in clean):
+        raise InvalidInputError("display_names: each name needs 1 to 200 characters")
+    if len(set(clean)) != len(clean):
+        raise InvalidInputError("display_names: a name is listed twice")
+    for attempt in range(ENROLL_ATTEMPTS):
+        study = visible_study(session, user, study_id, for_update=True)
+        if study.status == StudyStatus.closed:
+            raise ConflictError("the study is closed; reopen it to enroll readers")
+        try:
+            with session.begin_nested():
+                return _enroll_once(session, study, clean)
+        except IntegrityError:
+            if attempt == ENROLL_ATTEMPTS - 1:
+                raise
+            session.expire_all()
+    raise AssertionError("unreachable")
+
+
+def list_readers(session: Session, study: Study) -> Sequence[Reader]:
+    return repository.readers(session, study.id)
+
+
+def reader_assignments(
+    session: Session, study: Study, reader_id: int
+) -> list[tuple[int, int, str, bool, bool]]:
+    if repository.get_reader(session, study.id, reader_id) is None:
+        raise NotFoundError(f"reader {reader_id} not found in study {study.id}")
+    return repository.assignments(session, study, reader_id)
+
+
+def delete_study(session: Session, study: Study) -> None:
+    if repository.reader_count(session, study.id):
+        raise ConflictError("readers are enrolled; close the study instead of deleting it")
+    session.delete(study)
+    session.flush()

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+from sqlalchemy import text
+
+from backend.config import DEFAULT_SECRET_KEY, Settings
+from backend.db import make_engine
+from backend.main import create_app
+
+
+def test_health_answers_200_when_database_is_up(client: TestClient) -> None:
+    r = client.get("/api/health")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok", "database": "ok"}
+
+
+def test_health_answers_503_when_database_is_down(tmp_path: Path) -> None:
+    settings = Settings(
+        env="test",
+        var_dir=tmp_path,
+        database_url="postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1",
+    )
+    with TestClient(create_app(settings)) as c:
+        r = c.get("/api/health")
+    assert r.status_code == 503
+    assert r.json()["status"] == "unavailable"
+
+
+def test_default_secret_refused_in_production(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="PIESTUDY_SECRET_KEY"):
+        Settings(env="production", var_dir=tmp_path)
+    with pytest.raises(ValidationError, match="at least 32"):
+        Settings(env="production", var_dir=tmp_path, secret_key="short")
+    ok = Settings(env="production", var_dir=tmp_path, secret_key="x" * 40)
+    assert ok.secret_key.get_secret_value() != DEFAULT_SECRET_KEY
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PIESTUDY_VAR_DIR", str(tmp_path / "v"))
+    monkeypatch.setenv("PIESTUDY_PORT", "8123")
+    s = Settings()
+    assert s.port == 8123
+    assert s.resolved_database_url == f"sqlite:///{(tmp_path / 'v' / 'piestudy.db').resolve()}"
+    assert s.resolved_media_dir == (tmp_path / "v" / "media").resolve()
+    assert s.base_url == "http://127.0.0.1:8123"
+
+
+def test_default_sqlite_has_wal_and_foreign_keys(tmp_path: Path) -> None:
+    url = Settings(var_dir=tmp_path / "var").resolved_database_url
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    engine.dispose()
+    assert (tmp_path / "var" / "piestudy.db").exists()
+
+
+def test_validation_errors_name_the_field(client: TestClient) -> None:
+    r = client.post("/api/auth/login", json={"username": "x"})
+    assert r.status_code == 422
+    assert r.json()["error"].startswith("invalid password")

@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from backend import migrate
+from backend.auth.models import Role, User
+from backend.config import Settings, get_settings
+from backend.db import Base, make_engine, make_sessionmaker
+from backend.main import create_app
+from tests.dbutil import fresh_database, need, selected_backend
+from tests.factories import PASSWORD, make_user
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The session's database, built with `alembic upgrade head` like a real deployment."""
+    with fresh_database(tmp_path_factory.mktemp("db"), selected_backend()) as url:
+        migrate.upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = make_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+def _truncate(engine: Engine) -> None:
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                conn.execute(text(f"DELETE FROM {name}"))
+
+
+@pytest.fixture(autouse=True)
+def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "engine" in request.fixturenames:
+        _truncate(request.getfixturevalue("engine"))
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    with make_sessionmaker(engine)() as s:
+        yield s
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        env="test",
+        database_url=database_url,
+        var_dir=tmp_path / "var",
+        import_roots=[tmp_path, SHARED_DATA],
+        public_url="http://testserver",
+    )
+
+
+@pytest.fixture
+def app(settings: Settings, engine: Engine) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture
+def env_settings(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Iterator[Settings]:
+    """The same settings through the environment, for the CLI."""
+    monkeypatch.setenv("PIESTUDY_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("PIESTUDY_VAR_DIR", str(settings.var_dir))
+    monkeypatch.setenv("PIESTUDY_PUBLIC_URL", settings.public_url)
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+class Users:
+    """Accounts of each role, created on demand and logged in."""
+
+    def __init__(self, session: Session, client: TestClient):
+        self.session = session
+        self.client = client
+        self._headers: dict[str, dict[str, str]] = {}
+        self.users: dict[str, User] = {}
+
+    def create(self, username: str, role: Role) -> User:
+        user = make_user(self.session, username, role)
+        self.session.commit()
+        self.users[username] = user
+        return user
+
+    def headers(self, username: str, role: Role = Role.coordinator) -> dict[str, str]:
+        if username not in self._headers:
+            if username not in self.users:
+                self.create(username, role)
+            r = self.client.post("/api/auth/login", json={"username": username, "password": PASSWORD})
+            assert r.status_code == 200, r.text
+            self.client.cookies.clear()  # each call authenticates by its own header
+            self._headers[username] = {"Authorization": f"Bearer {r.json()['token']}"}
+        return self._headers[username]
+
+
+@pytest.fixture
+def users(session: Session, client: TestClient) -> Users:
+    return Users(session, client)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        need(f"the real NIH data is not at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def admin_headers(users: Users) -> dict[str, str]:
+    return users.headers("admin", Role.admin)
+
+
+@pytest.fixture
+def researcher_headers(users: Users) -> dict[str, str]:
+    return users.headers("researcher", Role.researcher)
+
+
+@pytest.fixture
+def coordinator_headers(users: Users) -> dict[str, str]:
+    return users.headers("coordinator", Role.coordinator)

@@ -1,0 +1,95 @@
+"""Test data made on the fly: users, image folders with label files, PIE sets."""
+
+from __future__ import annotations
+
+import csv
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image as PILImage
+from sqlalchemy.orm import Session
+
+from backend.auth import service as auth_service
+from backend.auth.models import Role, User
+from backend.auth.schemas import UserCreate
+from backend.datasets import service as datasets_service
+from backend.datasets.models import Dataset
+from backend.piesets import service as piesets_service
+from backend.piesets.models import PieSet
+
+PASSWORD = "correct-horse-battery"
+CLASSES = ("No Finding", "Effusion", "Atelectasis", "Hernia")
+
+
+def make_user(session: Session, username: str, role: Role = Role.coordinator) -> User:
+    return auth_service.create_user(session, UserCreate(username=username, password=PASSWORD, role=role))
+
+
+def write_png(path: Path, seed: int = 0, size: int = 16) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    img = PILImage.new("L", (size, size))
+    img.putdata([rng.randrange(256) for _ in range(size * size)])
+    img.save(path)
+
+
+@dataclass(frozen=True)
+class PlainFixture:
+    image_dir: Path
+    labels: Path
+    ids: list[str]
+
+
+def plain_dataset_files(root: Path, n: int, *, seed: int = 0, with_split: bool = False) -> PlainFixture:
+    """n images and a plain labels CSV (image,labels[,patient,split])."""
+    rng = random.Random(seed)
+    image_dir = root / "images"
+    ids = [f"img_{i:05d}.png" for i in range(n)]
+    for i, name in enumerate(ids):
+        write_png(image_dir / name, seed=i)
+    labels = root / "labels.csv"
+    with labels.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["image", "labels", "patient", "split"] if with_split else ["image", "labels"])
+        for i, name in enumerate(ids):
+            found = [c for c in CLASSES[1:] if rng.random() < 0.3] or ["No Finding"]
+            row = [name, "|".join(found)]
+            if with_split:
+                row += [f"p{i // 2}", ("train", "val", "test")[(i // 2) % 3]]
+            w.writerow(row)
+    return PlainFixture(image_dir, labels, ids)
+
+
+def make_dataset(session: Session, root: Path, n: int, name: str = "ds") -> Dataset:
+    files = plain_dataset_files(root, n)
+    return datasets_service.import_dataset(
+        session, name=name, fmt="plain", labels_files=[files.labels], image_dir=files.image_dir, classes=list(CLASSES)
+    )
+
+
+def pieset_csv(ids: Sequence[str], pies: set[str], *, seed: int = 0) -> bytes:
+    rng = random.Random(seed)
+    lines = ["image,is_pie,score"]
+    for ext in ids:
+        score = rng.uniform(-0.5, 0.2) if ext in pies else rng.uniform(0.3, 1.0)
+        lines.append(f"{ext},{int(ext in pies)},{score:.6f}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def make_pie_set(
+    session: Session, dataset: Dataset, n_pies: int, name: str = "pies", seed: int = 0
+) -> PieSet:
+    ids = sorted(datasets_service_ids(session, dataset))
+    rng = random.Random(seed)
+    pies = set(rng.sample(ids, n_pies))
+    return piesets_service.import_pie_set(
+        session, dataset_id=dataset.id, name=name, csv_bytes=pieset_csv(ids, pies, seed=seed)
+    )
+
+
+def datasets_service_ids(session: Session, dataset: Dataset) -> list[str]:
+    from backend.datasets import repository
+
+    return list(repository.image_ids_by_external(session, dataset.id))
