@@ -111,7 +111,9 @@ class Users:
         if username not in self._headers:
             if username not in self.users:
                 self.create(username, role)
-            r = self.client.post("/api/auth/login", json={"username": username, "password": PASSWORD})
+            r = self.client.post(
+                "/api/auth/login", json={"username": username, "password": PASSWORD}
+            )
             assert r.status_code == 200, r.text
             self.client.cookies.clear()  # each call authenticates by its own header
             self._headers[username] = {"Authorization": f"Bearer {r.json()['token']}"}

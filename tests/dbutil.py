@@ -24,7 +24,11 @@ def need(reason: str) -> None:
 
 def pg_admin_url() -> str:
     url = os.environ.get("PIESTUDY_TEST_DATABASE_URL", "")
-    return url if url.startswith("postgresql") else os.environ.get("PIESTUDY_TEST_PG_URL", DEFAULT_PG_URL)
+    return (
+        url
+        if url.startswith("postgresql")
+        else os.environ.get("PIESTUDY_TEST_PG_URL", DEFAULT_PG_URL)
+    )
 
 
 def postgres_available(url: str) -> bool:

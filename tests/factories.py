@@ -24,7 +24,9 @@ CLASSES = ("No Finding", "Effusion", "Atelectasis", "Hernia")
 
 
 def make_user(session: Session, username: str, role: Role = Role.coordinator) -> User:
-    return auth_service.create_user(session, UserCreate(username=username, password=PASSWORD, role=role))
+    return auth_service.create_user(
+        session, UserCreate(username=username, password=PASSWORD, role=role)
+    )
 
 
 def write_png(path: Path, seed: int = 0, size: int = 16) -> None:
@@ -42,7 +44,9 @@ class PlainFixture:
     ids: list[str]
 
 
-def plain_dataset_files(root: Path, n: int, *, seed: int = 0, with_split: bool = False) -> PlainFixture:
+def plain_dataset_files(
+    root: Path, n: int, *, seed: int = 0, with_split: bool = False
+) -> PlainFixture:
     """n images and a plain labels CSV (image,labels[,patient,split])."""
     rng = random.Random(seed)
     image_dir = root / "images"
@@ -65,7 +69,12 @@ def plain_dataset_files(root: Path, n: int, *, seed: int = 0, with_split: bool =
 def make_dataset(session: Session, root: Path, n: int, name: str = "ds") -> Dataset:
     files = plain_dataset_files(root, n)
     return datasets_service.import_dataset(
-        session, name=name, fmt="plain", labels_files=[files.labels], image_dir=files.image_dir, classes=list(CLASSES)
+        session,
+        name=name,
+        fmt="plain",
+        labels_files=[files.labels],
+        image_dir=files.image_dir,
+        classes=list(CLASSES),
     )
 
 

@@ -37,8 +37,10 @@ def insert_images(session: Session, rows: Iterable[dict[str, Any]], chunk: int =
         session.execute(insert(Image), batch)
 
 
-def count_images(session: Session, dataset_id: int) -> int:
+def count_images(session: Session, dataset_id: int, split: str | None = None) -> int:
     stmt = select(func.count()).select_from(Image).where(Image.dataset_id == dataset_id)
+    if split is not None:
+        stmt = stmt.where(Image.split == split)
     return session.scalar(stmt) or 0
 
 

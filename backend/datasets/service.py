@@ -143,7 +143,7 @@ def page_images(
     session: Session, dataset_id: int, *, offset: int, limit: int, split: str | None = None
 ) -> tuple[int, Sequence[Image]]:
     get_dataset(session, dataset_id)
-    total = repository.count_images(session, dataset_id)
+    total = repository.count_images(session, dataset_id, split)
     return total, repository.page_images(
         session, dataset_id, offset=offset, limit=limit, split=split
     )

@@ -74,7 +74,7 @@ def insert_cases(
     stmt = select(StudyCase.image_id, StudyCase.id).where(
         StudyCase.study_id == study_id, StudyCase.image_id.in_(image_ids)
     )
-    by_image = dict(session.execute(stmt).tuples().all())
+    by_image = dict(session.execute(stmt).all())
     return [by_image[i] for i in image_ids]
 
 
@@ -83,7 +83,7 @@ def overlap_cases(session: Session, study_id: int) -> list[tuple[int, int]]:
     stmt = select(StudyCase.id, StudyCase.image_id).where(
         StudyCase.study_id == study_id, StudyCase.reader_id.is_(None)
     )
-    return [(c, i) for c, i in session.execute(stmt).tuples().all()]
+    return [(c, i) for c, i in session.execute(stmt).all()]
 
 
 def insert_assignments(session: Session, reader_id: int, case_ids_in_order: Sequence[int]) -> None:

@@ -60,7 +60,9 @@ def _fill(path: str) -> str:
     return "/".join("1" if p.startswith("{") else p for p in path.split("/"))
 
 
-def test_every_endpoint_but_health_and_login_needs_authentication(app: FastAPI, client: TestClient) -> None:
+def test_every_endpoint_but_health_and_login_needs_authentication(
+    app: FastAPI, client: TestClient
+) -> None:
     open_routes = {("GET", "/api/health"), ("POST", "/api/auth/login")}
     routes = [r for r in api_routes(app) if r not in open_routes]
     assert len(routes) >= 15
@@ -93,12 +95,16 @@ def test_roles(client: TestClient, users: Users) -> None:
 
 def test_cli_user_create(env_settings: Settings, monkeypatch, client: TestClient) -> None:
     monkeypatch.setenv("NEW_PW", "cli-password-123")
-    result = CliRunner().invoke(cli, ["user", "create", "dora", "--role", "researcher", "--password-env", "NEW_PW"])
+    result = CliRunner().invoke(
+        cli, ["user", "create", "dora", "--role", "researcher", "--password-env", "NEW_PW"]
+    )
     assert result.exit_code == 0, result.output
     assert "created researcher 'dora'" in result.output
     r = client.post("/api/auth/login", json={"username": "dora", "password": "cli-password-123"})
     assert r.status_code == 200
     again = CliRunner().invoke(cli, ["user", "create", "dora", "--password-env", "NEW_PW"])
     assert again.exit_code == 2
-    short = CliRunner().invoke(cli, ["user", "create", "eve", "--password-env", "SHORT"], env={"SHORT": "abc"})
+    short = CliRunner().invoke(
+        cli, ["user", "create", "eve", "--password-env", "SHORT"], env={"SHORT": "abc"}
+    )
     assert short.exit_code == 2
