@@ -241,3 +241,35 @@ def test_cli_import_reports_problems_and_exits_2(env_settings: Settings, tmp_pat
     assert result.exit_code == 2
     assert "5 problem(s)" in result.output
     assert "not found" in result.output
+
+
+def test_nih_cxr_lt_files_with_patient_leak_across_train_and_test(
+    client: TestClient, researcher_headers: dict[str, str], tmp_path: Path, session: Session
+) -> None:
+    from tests.factories import write_png
+    from tests.ml.test_labels import nih_lt_file
+
+    for name in ("a.png", "b.png", "c.png"):
+        write_png(tmp_path / "imgs" / name)
+    train = nih_lt_file(
+        tmp_path, "train", [("a.png", "p1", {"Effusion"}), ("b.png", "p2", {"No Finding"})]
+    )
+    test = nih_lt_file(tmp_path, "test", [("c.png", "p1", {"Hernia"})])
+    body = {
+        "name": "lt",
+        "format": "nih-cxr-lt",
+        "labels_files": [str(train), str(test)],
+        "image_dir": str(tmp_path / "imgs"),
+    }
+    r = client.post("/api/datasets/import", json=body, headers=researcher_headers)
+    assert r.status_code == 422
+    assert (
+        "patient 'p1' appears in more than one split (test: c.png, train: a.png)"
+        in r.json()["error"]
+    )
+    assert counts(session) == (0, 0)
+    test.write_text(test.read_text().replace(",p1,", ",p3,"))
+    r = client.post("/api/datasets/import", json=body, headers=researcher_headers)
+    assert r.status_code == 201, r.text
+    assert r.json()["provenance"]["splits"] == {"test": 1, "train": 2}
+    assert r.json()["classes"][0] == "No Finding" and len(r.json()["classes"]) == 20
