@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
 import backend.models  # noqa: F401  (registers every table)
@@ -16,7 +17,11 @@ from backend.datasets.router import router as datasets_router
 from backend.db import make_engine, make_sessionmaker
 from backend.errors import install_error_handlers
 from backend.piesets.router import router as piesets_router
+from backend.reading.pages import router as reading_pages
+from backend.reading.router import router as reading_router
+from backend.stats.router import router as stats_router
 from backend.studies.router import router as studies_router
+from backend.templating import STATIC_DIR
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -52,6 +57,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         return JSONResponse({"status": "ok", "database": "ok"})
 
-    for router in (auth_router, datasets_router, piesets_router, studies_router):
+    for router in (
+        auth_router,
+        datasets_router,
+        piesets_router,
+        studies_router,
+        reading_router,
+        stats_router,
+        reading_pages,
+    ):
         app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

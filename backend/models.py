@@ -4,17 +4,22 @@ from backend.auth.models import AuthSession, User
 from backend.datasets.models import Dataset, Image
 from backend.db import Base
 from backend.piesets.models import PieSet, PieSetMember
+from backend.reading.models import Answer, AnswerRevision, CaseView, ReaderSession
 from backend.studies.models import Assignment, Reader, Study, StudyCase, StudyMember
 
 __all__ = [
+    "Answer",
+    "AnswerRevision",
     "Assignment",
     "AuthSession",
     "Base",
+    "CaseView",
     "Dataset",
     "Image",
     "PieSet",
     "PieSetMember",
     "Reader",
+    "ReaderSession",
     "Study",
     "StudyCase",
     "StudyMember",

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, or_, select
@@ -134,3 +135,30 @@ def reader_count(session: Session, study_id: int) -> int:
         session.scalar(select(func.count()).select_from(Reader).where(Reader.study_id == study_id))
         or 0
     )
+
+
+def reader_progress_rows(
+    session: Session, study_id: int
+) -> list[tuple[int, int, float | None, bool, datetime | None]]:
+    """(reader id, assignment id, active seconds, complete, last save) per assignment."""
+    from backend.reading.models import Answer, AnswerRevision
+
+    last_save = (
+        select(AnswerRevision.assignment_id, func.max(AnswerRevision.received_at).label("last"))
+        .group_by(AnswerRevision.assignment_id)
+        .subquery()
+    )
+    stmt = (
+        select(
+            Assignment.reader_id,
+            Assignment.id,
+            Answer.active_seconds,
+            Answer.completed_at.is_not(None),
+            last_save.c.last,
+        )
+        .join(Reader, Reader.id == Assignment.reader_id)
+        .outerjoin(Answer, Answer.assignment_id == Assignment.id)
+        .outerjoin(last_save, last_save.c.assignment_id == Assignment.id)
+        .where(Reader.study_id == study_id)
+    )
+    return [(r, a, s, bool(c), last) for r, a, s, c, last in session.execute(stmt).all()]

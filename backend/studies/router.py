@@ -13,6 +13,7 @@ from backend.studies.schemas import (
     EnrollRequest,
     MemberAdd,
     ReaderInvitation,
+    ReaderProgress,
     ReaderRead,
     StatusChange,
     StudyCreate,
@@ -116,3 +117,29 @@ def reader_assignments(
         AssignmentRead(position=p, image_id=i, external_id=e, is_pie=pie, is_overlap=ov)
         for p, i, e, pie, ov in service.reader_assignments(session, study, reader_id)
     ]
+
+
+@router.get("/{study_id}/progress", response_model=list[ReaderProgress])
+def progress(study_id: int, session: SessionDep, user: CoordinatorUser) -> list[ReaderProgress]:
+    return service.progress(session, service.visible_study(session, user, study_id))
+
+
+@router.post("/{study_id}/readers/{reader_id}/revoke", response_model=ReaderRead)
+def revoke_reader(
+    study_id: int, reader_id: int, session: SessionDep, user: CoordinatorUser
+) -> ReaderRead:
+    study = service.visible_study(session, user, study_id)
+    return ReaderRead.model_validate(service.revoke_reader(session, study, reader_id))
+
+
+@router.post("/{study_id}/readers/{reader_id}/reissue", response_model=ReaderInvitation)
+def reissue_link(
+    study_id: int, reader_id: int, request: Request, session: SessionDep, user: CoordinatorUser
+) -> ReaderInvitation:
+    study = service.visible_study(session, user, study_id)
+    e = service.reissue_link(session, study, reader_id)
+    return ReaderInvitation(
+        reader=ReaderRead.model_validate(e.reader),
+        token=e.token,
+        invitation_url=invitation_url(request.app.state.settings, e.token),
+    )

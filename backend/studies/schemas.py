@@ -102,3 +102,13 @@ class AssignmentRead(BaseModel):
     external_id: str
     is_pie: bool
     is_overlap: bool
+
+
+class ReaderProgress(BaseModel):
+    reader_id: int
+    display_name: str
+    done: int
+    total: int
+    last_activity: datetime | None
+    median_seconds_per_case: float | None
+    revoked: bool

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,7 +19,13 @@ from backend.piesets.service import get_pie_set
 from backend.studies import allocation, repository
 from backend.studies.allocation import AllocationError, Design
 from backend.studies.models import Reader, Study, StudyMember, StudyStatus
-from backend.studies.schemas import AllocationPreview, DesignFields, StudyCreate, StudyUpdate
+from backend.studies.schemas import (
+    AllocationPreview,
+    DesignFields,
+    ReaderProgress,
+    StudyCreate,
+    StudyUpdate,
+)
 from backend.timeutil import utcnow
 
 _TRANSITIONS = {
@@ -262,3 +269,55 @@ def delete_study(session: Session, study: Study) -> None:
         raise ConflictError("readers are enrolled; close the study instead of deleting it")
     session.delete(study)
     session.flush()
+
+
+def progress(session: Session, study: Study) -> list[ReaderProgress]:
+    rows = repository.reader_progress_rows(session, study.id)
+    out = []
+    for reader in repository.readers(session, study.id):
+        mine = [r for r in rows if r[0] == reader.id]
+        seconds = [s for _, _, s, complete, _ in mine if complete and s is not None]
+        activity = [last for *_, last in mine if last is not None]
+        out.append(
+            ReaderProgress(
+                reader_id=reader.id,
+                display_name=reader.display_name,
+                done=sum(complete for _, _, _, complete, _ in mine),
+                total=len(mine),
+                last_activity=max(activity) if activity else None,
+                median_seconds_per_case=statistics.median(seconds) if seconds else None,
+                revoked=reader.revoked_at is not None,
+            )
+        )
+    return out
+
+
+def _reader(session: Session, study: Study, reader_id: int) -> Reader:
+    reader = repository.get_reader(session, study.id, reader_id)
+    if reader is None:
+        raise NotFoundError(f"reader {reader_id} not found in study {study.id}")
+    return reader
+
+
+def revoke_reader(session: Session, study: Study, reader_id: int) -> Reader:
+    """The link stops working and open sessions end; the reader's answers stay."""
+    from backend.reading import repository as reading_repo
+
+    reader = _reader(session, study, reader_id)
+    reader.revoked_at = reader.revoked_at or utcnow()
+    reading_repo.end_sessions(session, reader.id)
+    session.flush()
+    return reader
+
+
+def reissue_link(session: Session, study: Study, reader_id: int) -> Enrolled:
+    """A new link for the same reader, same cases and answers; the old link and sessions end."""
+    from backend.reading import repository as reading_repo
+
+    reader = _reader(session, study, reader_id)
+    token = new_token()
+    reader.token_hash = hash_token(token)
+    reader.revoked_at = None
+    reading_repo.end_sessions(session, reader.id)
+    session.flush()
+    return Enrolled(reader, token)

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from backend.datasets.models import Dataset, Image
+from backend.reading.models import Answer, AnswerRevision, CaseView, ReaderSession
+from backend.studies.models import Assignment, Reader, StudyCase
+
+
+def reader_by_invitation(session: Session, token_hash: str) -> Reader | None:
+    return session.scalars(select(Reader).where(Reader.token_hash == token_hash)).first()
+
+
+def add(session: Session, obj: object) -> None:
+    session.add(obj)
+    session.flush()
+
+
+def reader_by_session(session: Session, token_hash: str) -> Reader | None:
+    stmt = (
+        select(Reader)
+        .join(ReaderSession, ReaderSession.reader_id == Reader.id)
+        .where(ReaderSession.token_hash == token_hash)
+    )
+    return session.scalars(stmt).first()
+
+
+def end_sessions(session: Session, reader_id: int) -> None:
+    session.execute(delete(ReaderSession).where(ReaderSession.reader_id == reader_id))
+
+
+def end_session(session: Session, token_hash: str) -> None:
+    session.execute(delete(ReaderSession).where(ReaderSession.token_hash == token_hash))
+
+
+def case_states(session: Session, reader_id: int) -> Sequence[tuple[int, Answer | None]]:
+    """(position, current answer or None) of every case of a reader, by position."""
+    stmt = (
+        select(Assignment.position, Answer)
+        .outerjoin(Answer, Answer.assignment_id == Assignment.id)
+        .where(Assignment.reader_id == reader_id)
+        .order_by(Assignment.position)
+    )
+    return [(p, a) for p, a in session.execute(stmt).all()]
+
+
+def assignment_at(
+    session: Session, reader_id: int, position: int, *, for_update: bool = False
+) -> Assignment | None:
+    stmt = select(Assignment).where(
+        Assignment.reader_id == reader_id, Assignment.position == position
+    )
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
+
+
+def case_image(session: Session, assignment_id: int) -> tuple[Image, Dataset]:
+    stmt = (
+        select(Image, Dataset)
+        .join(StudyCase, StudyCase.image_id == Image.id)
+        .join(Assignment, Assignment.case_id == StudyCase.id)
+        .join(Dataset, Dataset.id == Image.dataset_id)
+        .where(Assignment.id == assignment_id)
+    )
+    image, dataset = session.execute(stmt).one()
+    return image, dataset
+
+
+def answer_for(session: Session, assignment_id: int) -> Answer | None:
+    return session.scalars(select(Answer).where(Answer.assignment_id == assignment_id)).first()
+
+
+def revision_by_client_id(session: Session, client_answer_id: str) -> AnswerRevision | None:
+    return session.scalars(
+        select(AnswerRevision).where(AnswerRevision.client_answer_id == client_answer_id)
+    ).first()
+
+
+def case_view(session: Session, assignment_id: int) -> CaseView | None:
+    return session.get(CaseView, assignment_id)
+
+
+def record_view(session: Session, assignment_id: int, now: datetime) -> None:
+    view = session.get(CaseView, assignment_id)
+    if view is None:
+        session.add(CaseView(assignment_id=assignment_id, first_opened_at=now, last_opened_at=now))
+    else:
+        view.last_opened_at = now
+        view.open_count += 1
+    session.flush()

@@ -1,0 +1,109 @@
+"""The reader's JSON API. Every response model is a ReaderSchema (blinded by type)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import mimetypes
+import os
+from email.utils import format_datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import FileResponse
+
+from backend.config import Settings
+from backend.db import SessionDep
+from backend.reading import service
+from backend.reading.deps import READER_COOKIE, CurrentReader
+from backend.reading.schemas import (
+    AnswerIn,
+    AnswerSaved,
+    CaseList,
+    ReaderCase,
+    ReaderMe,
+    SessionRequest,
+)
+
+router = APIRouter(prefix="/api/reader", tags=["reader"])
+Position = Annotated[int, Path(ge=1, le=100_000)]
+IMAGE_MAX_AGE = 7 * 24 * 3600
+
+
+def set_reader_cookie(response: Response, settings: Settings, token: str) -> None:
+    response.set_cookie(
+        READER_COOKIE,
+        token,
+        max_age=180 * 24 * 3600,  # a study runs for weeks; revoking the link ends it earlier
+        httponly=True,
+        samesite="lax",
+        secure=settings.env == "production",
+    )
+
+
+@router.post("/session", response_model=ReaderMe)
+def start_session(
+    body: SessionRequest, request: Request, response: Response, session: SessionDep
+) -> ReaderMe:
+    """Exchange an invitation token for a reader session (sets the cookie)."""
+    reader, token = service.start_session(session, body.invitation_token)
+    set_reader_cookie(response, request.app.state.settings, token)
+    return service.me(session, reader)
+
+
+@router.delete("/session", status_code=204)
+def end_session(
+    request: Request, response: Response, session: SessionDep, _reader: CurrentReader
+) -> None:
+    token = request.cookies.get(READER_COOKIE)
+    if token:
+        service.end_session(session, token)
+    response.delete_cookie(READER_COOKIE)
+
+
+@router.get("/me", response_model=ReaderMe)
+def me(session: SessionDep, reader: CurrentReader) -> ReaderMe:
+    return service.me(session, reader)
+
+
+@router.get("/cases", response_model=CaseList)
+def list_cases(session: SessionDep, reader: CurrentReader) -> CaseList:
+    return service.list_cases(session, reader)
+
+
+@router.get("/cases/{position}", response_model=ReaderCase)
+def get_case(position: Position, session: SessionDep, reader: CurrentReader) -> ReaderCase:
+    return service.get_case(session, reader, position)
+
+
+@router.get("/cases/{position}/image", response_class=FileResponse)
+def case_image(
+    position: Position, request: Request, session: SessionDep, reader: CurrentReader
+) -> Response:
+    settings: Settings = request.app.state.settings
+    path = service.case_image_path(session, reader, position)
+    study = service.reader_study(session, reader)
+    stat = os.stat(path)
+    # An opaque validator: it changes when the file does, and says nothing about the image.
+    key = settings.secret_key.get_secret_value().encode()
+    mac = hmac.new(
+        key, f"{reader.id}:{position}:{stat.st_size}:{stat.st_mtime_ns}".encode(), hashlib.sha256
+    )
+    etag = f'"{mac.hexdigest()[:32]}"'
+    headers = {
+        "etag": etag,
+        "cache-control": f"private, max-age={IMAGE_MAX_AGE}",
+        # the study's date, not the file's: file times could hint at how images were prepared
+        "last-modified": format_datetime(study.created_at, usegmt=True),
+    }
+    if etag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
+        return Response(status_code=304, headers=headers)
+    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return FileResponse(path, media_type=media_type, headers=headers, stat_result=stat)
+
+
+@router.post("/cases/{position}/answer", response_model=AnswerSaved)
+def save_answer(
+    position: Position, body: AnswerIn, session: SessionDep, reader: CurrentReader
+) -> AnswerSaved:
+    return service.save_answer(session, reader, position, body)

@@ -1,0 +1,287 @@
+"""What a reader sees and answers. Cases are addressed by position only (blinding)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from backend.auth.tokens import hash_token, new_token
+from backend.errors import AppError, ConflictError, NotFoundError
+from backend.reading import repository
+from backend.reading.models import Answer, AnswerRevision, ReaderSession
+from backend.reading.schemas import (
+    AnswerIn,
+    AnswerSaved,
+    AnswerState,
+    CaseList,
+    CaseSummary,
+    Progress,
+    Question,
+    ReaderCase,
+    ReaderMe,
+)
+from backend.studies.models import Assignment, Reader, Study, StudyStatus
+from backend.timeutil import utcnow
+from ml.data.labels import resolve_image
+
+QUESTIONS = [
+    Question(
+        key="agree",
+        text="Do you fully agree with the given label?",
+        kind="yes_no",
+        anchors={"yes": "Yes", "no": "No"},
+    ),
+    Question(
+        key="quality",
+        text="How would you rate the image quality?",
+        kind="scale",
+        anchors={"1": "very poor", "5": "excellent"},
+    ),
+    Question(
+        key="difficulty",
+        text="How difficult is it to properly diagnose this image?",
+        kind="scale",
+        anchors={"1": "very easy", "5": "very hard"},
+    ),
+]
+SAVE_ATTEMPTS = 5
+
+
+class InvitationError(AppError):
+    status_code = 404
+
+
+@event.listens_for(Session, "before_flush")
+def _answer_history_is_append_only(session: Session, _ctx: object, _instances: object) -> None:
+    for obj in (*session.dirty, *session.deleted):
+        if isinstance(obj, AnswerRevision) and (obj in session.deleted or session.is_modified(obj)):
+            raise ConflictError("answer history is append-only")
+
+
+def start_session(session: Session, invitation_token: str) -> tuple[Reader, str]:
+    """Exchange an invitation token for a reader session token."""
+    reader = repository.reader_by_invitation(session, hash_token(invitation_token))
+    if reader is None or reader.revoked_at is not None:
+        # The same words for unknown and revoked links: the page reveals nothing.
+        raise InvitationError(
+            "this invitation link is not valid; ask the study coordinator for a new one"
+        )
+    token = new_token()
+    repository.add(session, ReaderSession(token_hash=hash_token(token), reader_id=reader.id))
+    return reader, token
+
+
+def reader_for_session(session: Session, token: str) -> Reader | None:
+    reader = repository.reader_by_session(session, hash_token(token))
+    return reader if reader is not None and reader.revoked_at is None else None
+
+
+def end_session(session: Session, token: str) -> None:
+    repository.end_session(session, hash_token(token))
+
+
+def _study(session: Session, reader: Reader) -> Study:
+    study = session.get(Study, reader.study_id)
+    assert study is not None  # readers cascade with their study
+    return study
+
+
+def _state(answer: Answer | None) -> AnswerState | None:
+    if answer is None:
+        return None
+    return AnswerState(
+        agree=answer.agree,
+        quality=answer.quality,
+        difficulty=answer.difficulty,
+        active_seconds=answer.active_seconds,
+        complete=answer.completed_at is not None,
+        updated_at=answer.updated_at,
+    )
+
+
+@dataclass(frozen=True)
+class _Overview:
+    total: int
+    answered: int
+    next_position: int | None
+
+
+def _overview(session: Session, reader: Reader) -> _Overview:
+    states = repository.case_states(session, reader.id)
+    incomplete = [p for p, a in states if a is None or a.completed_at is None]
+    return _Overview(
+        len(states), len(states) - len(incomplete), incomplete[0] if incomplete else None
+    )
+
+
+def me(session: Session, reader: Reader) -> ReaderMe:
+    study = _study(session, reader)
+    o = _overview(session, reader)
+    return ReaderMe(
+        display_name=reader.display_name,
+        study_name=study.name,
+        study_status=study.status.value,
+        accepting_answers=study.status == StudyStatus.open,
+        answers_can_change=study.allow_answer_changes,
+        progress=Progress(answered=o.answered, total=o.total),
+        next_position=o.next_position,
+        questions=QUESTIONS,
+    )
+
+
+def list_cases(session: Session, reader: Reader) -> CaseList:
+    states = repository.case_states(session, reader.id)
+    cases = [
+        CaseSummary(
+            position=p, complete=a is not None and a.completed_at is not None, started=a is not None
+        )
+        for p, a in states
+    ]
+    return CaseList(
+        progress=Progress(answered=sum(c.complete for c in cases), total=len(cases)), cases=cases
+    )
+
+
+def _assignment(
+    session: Session, reader: Reader, position: int, *, for_update: bool = False
+) -> Assignment:
+    assignment = repository.assignment_at(session, reader.id, position, for_update=for_update)
+    if assignment is None:
+        raise NotFoundError(f"there is no case {position}")
+    return assignment
+
+
+def get_case(session: Session, reader: Reader, position: int) -> ReaderCase:
+    assignment = _assignment(session, reader, position)
+    image, dataset = repository.case_image(session, assignment.id)
+    total = len(repository.case_states(session, reader.id))
+    repository.record_view(session, assignment.id, utcnow())
+    return ReaderCase(
+        position=position,
+        total=total,
+        labels=[c for c, v in zip(dataset.classes, image.labels, strict=True) if v],
+        image_url=f"/api/reader/cases/{position}/image",
+        answer=_state(repository.answer_for(session, assignment.id)),
+        previous_position=position - 1 if position > 1 else None,
+        next_position=position + 1 if position < total else None,
+    )
+
+
+def reader_study(session: Session, reader: Reader) -> Study:
+    return _study(session, reader)
+
+
+def case_image_path(session: Session, reader: Reader, position: int) -> Path:
+    assignment = _assignment(session, reader, position)
+    image, dataset = repository.case_image(session, assignment.id)
+    path = resolve_image(Path(dataset.image_root), image.file_path)
+    if path is None or not path.is_file():
+        raise NotFoundError("the image of this case is not available; tell the study coordinator")
+    return path
+
+
+def _same_payload(rev: AnswerRevision, data: AnswerIn, assignment_id: int) -> bool:
+    return (
+        rev.assignment_id == assignment_id
+        and rev.agree == data.agree
+        and rev.quality == data.quality
+        and rev.difficulty == data.difficulty
+        and abs(rev.active_seconds - data.active_seconds) < 1e-6
+    )
+
+
+def _apply(session: Session, study: Study, assignment_id: int, data: AnswerIn) -> None:
+    answer = repository.answer_for(session, assignment_id)
+    given = {
+        k: getattr(data, k)
+        for k in ("agree", "quality", "difficulty")
+        if getattr(data, k) is not None
+    }
+    if answer is not None and not study.allow_answer_changes:
+        changed = [
+            k
+            for k, v in given.items()
+            if getattr(answer, k) is not None and getattr(answer, k) != v
+        ]
+        if changed:
+            raise ConflictError(
+                f"answers cannot be changed in this study; already answered: {', '.join(changed)}"
+            )
+    now = utcnow()
+    repository.add(
+        session,
+        AnswerRevision(
+            client_answer_id=data.answer_id,
+            assignment_id=assignment_id,
+            agree=data.agree,
+            quality=data.quality,
+            difficulty=data.difficulty,
+            active_seconds=data.active_seconds,
+            client_sent_at=data.client_sent_at,
+            received_at=now,
+        ),
+    )
+    if answer is None:
+        answer = Answer(assignment_id=assignment_id, first_answered_at=now, active_seconds=0.0)
+        session.add(answer)
+    for key, value in given.items():
+        if getattr(answer, key) != value:
+            setattr(answer, f"{key}_at", now)
+        setattr(answer, key, value)
+    # The client reports the active time it measured on this case so far; keep the largest.
+    answer.active_seconds = max(answer.active_seconds or 0.0, data.active_seconds)
+    answer.revision_count = (answer.revision_count or 0) + 1
+    answer.updated_at = now
+    complete = (
+        answer.agree is not None and answer.quality is not None and answer.difficulty is not None
+    )
+    if complete and answer.completed_at is None:
+        answer.completed_at = now
+    session.flush()
+
+
+def save_answer(session: Session, reader: Reader, position: int, data: AnswerIn) -> AnswerSaved:
+    """Save one answer. Idempotent on answer_id: a retry returns the stored result unchanged."""
+    study = _study(session, reader)
+    for attempt in range(SAVE_ATTEMPTS):
+        assignment = _assignment(session, reader, position, for_update=True)
+        previous = repository.revision_by_client_id(session, data.answer_id)
+        if previous is not None:
+            if not _same_payload(previous, data, assignment.id):
+                raise ConflictError(
+                    "answer_id was already used for a different answer; send a new id"
+                )
+            replayed = True
+        else:
+            if study.status != StudyStatus.open:
+                raise ConflictError(
+                    "the study is closed; your earlier answers are saved"
+                    if study.status == StudyStatus.closed
+                    else "the study has not opened yet"
+                )
+            try:
+                with session.begin_nested():
+                    _apply(session, study, assignment.id, data)
+            except IntegrityError:
+                # A concurrent retry of the same answer, or a concurrent first save of this case,
+                # won the race: look again.
+                if attempt == SAVE_ATTEMPTS - 1:
+                    raise
+                session.expire_all()
+                continue
+            replayed = False
+        state = _state(repository.answer_for(session, assignment.id))
+        assert state is not None
+        o = _overview(session, reader)
+        return AnswerSaved(
+            position=position,
+            answer=state,
+            progress=Progress(answered=o.answered, total=o.total),
+            next_position=o.next_position,
+            replayed=replayed,
+        )
+    raise AssertionError("unreachable")

@@ -1,0 +1,149 @@
+"""Reader-study statistics: pure functions, numpy arrays in, frozen dataclasses out.
+
+Kruskal-Wallis H is tie-corrected and equals scipy.stats.kruskal. The effect size is
+epsilon squared, E2 = H / ((n^2 - 1) / (n + 1)) = H / (n - 1) (Tomczak & Tomczak 2014), with a
+percentile bootstrap CI from resampling within each group (stratified), seeded explicitly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy.stats import chi2, rankdata
+
+Array = npt.NDArray[np.float64]
+MIN_PER_GROUP = 2
+
+
+class TestUndefinedError(ValueError):
+    """The test cannot be computed on these data; the message says why."""
+
+
+@dataclass(frozen=True)
+class GroupSummary:
+    n: int
+    mean: float | None
+    sd: float | None  # sample SD (ddof=1); None below 2 values
+    median: float | None
+    percent_yes: float | None  # yes/no questions only
+
+
+@dataclass(frozen=True)
+class KruskalWallis:
+    h: float
+    df: int
+    p: float
+
+
+@dataclass(frozen=True)
+class Comparison:
+    pie: GroupSummary
+    non_pie: GroupSummary
+    test: KruskalWallis | None
+    epsilon_squared: float | None
+    epsilon_squared_ci: tuple[float, float] | None
+    note: str | None  # why the test or the interval could not be computed
+
+
+def summarize(values: Array, *, binary: bool) -> GroupSummary:
+    v = np.asarray(values, dtype=np.float64)
+    n = int(v.size)
+    if n == 0:
+        return GroupSummary(0, None, None, None, None)
+    return GroupSummary(
+        n=n,
+        mean=float(v.mean()),
+        sd=float(v.std(ddof=1)) if n >= 2 else None,
+        median=float(np.median(v)),
+        percent_yes=float(100.0 * v.mean()) if binary else None,
+    )
+
+
+def kruskal_wallis(groups: Sequence[Array]) -> KruskalWallis:
+    """Tie-corrected Kruskal-Wallis H test over two or more groups."""
+    arrays = [np.asarray(g, dtype=np.float64) for g in groups]
+    if len(arrays) < 2:
+        raise TestUndefinedError("the test needs at least two groups")
+    sizes = [a.size for a in arrays]
+    if min(sizes) < 1:
+        raise TestUndefinedError("every group needs at least one value")
+    data = np.concatenate(arrays)
+    n = data.size
+    ranks = rankdata(data)
+    _, counts = np.unique(data, return_counts=True)
+    correction = 1.0 - float(np.sum(counts.astype(np.float64) ** 3 - counts)) / (n**3 - n)
+    if correction <= 0:
+        raise TestUndefinedError(f"all {n} values are equal ({data[0]:g}); the test is undefined")
+    bounds = np.cumsum([0, *sizes])
+    rank_sums = np.array([ranks[bounds[i] : bounds[i + 1]].sum() for i in range(len(arrays))])
+    h = (
+        12.0 / (n * (n + 1)) * float(np.sum(rank_sums**2 / np.array(sizes))) - 3.0 * (n + 1)
+    ) / correction
+    df = len(arrays) - 1
+    return KruskalWallis(h=float(h), df=df, p=float(chi2.sf(h, df)))
+
+
+def epsilon_squared(h: float, n: int) -> float:
+    return float(h / ((n**2 - 1) / (n + 1)))
+
+
+def bootstrap_epsilon_squared(
+    a: Array, b: Array, *, n_boot: int, seed: int, level: float = 0.95
+) -> tuple[float, float] | None:
+    """Percentile CI of epsilon squared for two groups; None if too few resamples are defined."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    sa = a[rng.integers(0, a.size, size=(n_boot, a.size))]
+    sb = b[rng.integers(0, b.size, size=(n_boot, b.size))]
+    data = np.concatenate([sa, sb], axis=1)
+    n = data.shape[1]
+    ranks = rankdata(data, axis=1)
+    # Resamples hold only values of the original data, so ties are counted per original value.
+    ties = np.zeros(n_boot)
+    for value in np.unique(np.concatenate([a, b])):
+        t = (data == value).sum(axis=1).astype(np.float64)
+        ties += t**3 - t
+    correction = 1.0 - ties / (n**3 - n)
+    sums = np.stack([ranks[:, : a.size].sum(axis=1), ranks[:, a.size :].sum(axis=1)], axis=1)
+    raw = 12.0 / (n * (n + 1)) * (sums[:, 0] ** 2 / a.size + sums[:, 1] ** 2 / b.size) - 3.0 * (
+        n + 1
+    )
+    defined = correction > 0
+    if defined.sum() < n_boot // 2:
+        return None
+    h = raw[defined] / correction[defined]
+    e2 = h / ((n**2 - 1) / (n + 1))
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(e2, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+def compare(
+    pie: Array, non_pie: Array, *, binary: bool, n_boot: int = 2000, seed: int = 0
+) -> Comparison:
+    """PIE vs non-PIE for one question: summaries, Kruskal-Wallis, epsilon squared and its CI."""
+    pie = np.asarray(pie, dtype=np.float64)
+    non_pie = np.asarray(non_pie, dtype=np.float64)
+    sp, sn = summarize(pie, binary=binary), summarize(non_pie, binary=binary)
+    if pie.size < MIN_PER_GROUP or non_pie.size < MIN_PER_GROUP:
+        too_few = (
+            f"the test needs at least {MIN_PER_GROUP} answers in each group "
+            f"(PIE has {pie.size}, non-PIE has {non_pie.size})"
+        )
+        return Comparison(sp, sn, None, None, None, too_few)
+    try:
+        test = kruskal_wallis([pie, non_pie])
+    except TestUndefinedError as exc:
+        return Comparison(sp, sn, None, None, None, str(exc))
+    n = pie.size + non_pie.size
+    ci = bootstrap_epsilon_squared(pie, non_pie, n_boot=n_boot, seed=seed)
+    note = (
+        None
+        if ci is not None
+        else "too few bootstrap resamples had varying answers for an interval"
+    )
+    return Comparison(sp, sn, test, epsilon_squared(test.h, n), ci, note)

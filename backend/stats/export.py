@@ -1,0 +1,136 @@
+"""Streamed exports of a study's responses: long CSV (MRMC tools), wide CSV, JSON.
+
+Each is a generator of text chunks over a streamed query, so memory stays flat however many
+readers a study has. Text cells that a spreadsheet would run as a formula are escaped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from backend.stats.repository import ResponseRow
+from backend.studies.models import Study
+
+LONG_HEADER = [
+    "study_id", "study", "reader_id", "reader", "case_id", "image", "group", "overlap",
+    "question", "answer", "answered_at", "seconds_on_case",
+]  # fmt: skip
+WIDE_HEADER = [
+    "study_id", "study", "reader_id", "reader", "case_id", "image", "group", "overlap", "position",
+    "agree", "quality", "difficulty", "seconds_on_case", "completed_at", "revisions",
+]  # fmt: skip
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(text: str) -> str:
+    """Neutralize spreadsheet formulas (CSV injection): prefix a quote to a leading = + - @."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _time(value: datetime | None) -> str:
+    return value.isoformat() if value else ""
+
+
+def _group(row: ResponseRow) -> str:
+    return "PIE" if row.is_pie else "non-PIE"
+
+
+def _agree(value: bool | None) -> str:
+    return "" if value is None else ("yes" if value else "no")
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def _csv_lines(
+    header: list[str], rows: Iterable[list[Any]], flush_every: int = 500
+) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for i, row in enumerate(rows, start=1):
+        writer.writerow(row)
+        if i % flush_every == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def long_csv(study: Study, rows: Iterable[ResponseRow]) -> Iterator[str]:
+    """One row per reader x case x question; an unanswered question has an empty answer."""
+
+    def lines() -> Iterator[list[Any]]:
+        name = safe_cell(study.name)
+        for r in rows:
+            base = [
+                study.id,
+                name,
+                r.reader_id,
+                safe_cell(r.reader),
+                r.case_id,
+                safe_cell(r.image),
+                _group(r),
+                int(r.is_overlap),
+            ]
+            seconds = _seconds(r.seconds_on_case)
+            yield [*base, "agree", _agree(r.agree), _time(r.agree_at), seconds]
+            yield [*base, "quality", r.quality or "", _time(r.quality_at), seconds]
+            yield [*base, "difficulty", r.difficulty or "", _time(r.difficulty_at), seconds]
+
+    return _csv_lines(LONG_HEADER, lines())
+
+
+def wide_csv(study: Study, rows: Iterable[ResponseRow]) -> Iterator[str]:
+    """One row per reader x case."""
+
+    def lines() -> Iterator[list[Any]]:
+        name = safe_cell(study.name)
+        for r in rows:
+            yield [
+                study.id, name, r.reader_id, safe_cell(r.reader), r.case_id, safe_cell(r.image), _group(r),
+                int(r.is_overlap), r.position, _agree(r.agree), r.quality or "", r.difficulty or "",
+                _seconds(r.seconds_on_case), _time(r.completed_at), r.revisions,
+            ]  # fmt: skip
+
+    return _csv_lines(WIDE_HEADER, lines())
+
+
+def as_json(study: Study, rows: Iterable[ResponseRow]) -> Iterator[str]:
+    head = {
+        "id": study.id,
+        "name": study.name,
+        "pie_set_id": study.pie_set_id,
+        "cases_per_reader": study.cases_per_reader,
+        "pie_fraction": study.pie_fraction,
+        "overlap_cases": study.overlap_cases,
+        "seed": study.seed,
+        "status": study.status.value,
+    }
+    yield '{"study": ' + json.dumps(head) + ', "responses": ['
+    for i, r in enumerate(rows):
+        item = {
+            "reader_id": r.reader_id,
+            "reader": r.reader,
+            "case_id": r.case_id,
+            "image": r.image,
+            "group": _group(r),
+            "overlap": r.is_overlap,
+            "position": r.position,
+            "agree": r.agree,
+            "quality": r.quality,
+            "difficulty": r.difficulty,
+            "answered_at": {"agree": _time(r.agree_at) or None, "quality": _time(r.quality_at) or None,
+                            "difficulty": _time(r.difficulty_at) or None},
+            "seconds_on_case": r.seconds_on_case,
+            "completed_at": _time(r.completed_at) or None,
+            "revisions": r.revisions,
+        }  # fmt: skip
+        yield ("," if i else "") + json.dumps(item)
+    yield "]}"

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.datasets.models import Image
+from backend.piesets.models import PieSetMember
+from backend.reading.models import Answer
+from backend.studies.models import Assignment, Reader, Study, StudyCase
+
+
+@dataclass(frozen=True)
+class ResponseRow:
+    """One reader x case, with the current answer (None fields where not given)."""
+
+    reader_id: int
+    reader: str
+    case_id: int
+    image: str
+    is_pie: bool
+    is_overlap: bool
+    position: int
+    agree: bool | None
+    quality: int | None
+    difficulty: int | None
+    agree_at: datetime | None
+    quality_at: datetime | None
+    difficulty_at: datetime | None
+    seconds_on_case: float | None
+    completed_at: datetime | None
+    revisions: int
+
+
+def response_rows(session: Session, study: Study, *, chunk: int = 1000) -> Iterator[ResponseRow]:
+    """Every reader x case of the study, by reader slot then position; streamed in chunks."""
+    stmt = (
+        select(
+            Reader.id,
+            Reader.display_name,
+            StudyCase.id,
+            Image.external_id,
+            PieSetMember.is_pie,
+            StudyCase.reader_id.is_(None),
+            Assignment.position,
+            Answer.agree,
+            Answer.quality,
+            Answer.difficulty,
+            Answer.agree_at,
+            Answer.quality_at,
+            Answer.difficulty_at,
+            Answer.active_seconds,
+            Answer.completed_at,
+            Answer.revision_count,
+        )
+        .join(Assignment, Assignment.reader_id == Reader.id)
+        .join(StudyCase, StudyCase.id == Assignment.case_id)
+        .join(Image, Image.id == StudyCase.image_id)
+        .join(
+            PieSetMember,
+            (PieSetMember.image_id == StudyCase.image_id)
+            & (PieSetMember.pie_set_id == study.pie_set_id),
+        )
+        .outerjoin(Answer, Answer.assignment_id == Assignment.id)
+        .where(Reader.study_id == study.id)
+        .order_by(Reader.slot, Assignment.position)
+        .execution_options(yield_per=chunk)
+    )
+    for row in session.execute(stmt):
+        (rid, name, case_id, image, is_pie, overlap, pos, agree, quality, difficulty,
+         agree_at, quality_at, difficulty_at, seconds, completed, revisions) = row  # fmt: skip
+        yield ResponseRow(
+            rid, name, case_id, image, bool(is_pie), bool(overlap), pos, agree, quality, difficulty,
+            agree_at, quality_at, difficulty_at, seconds, completed, revisions or 0,
+        )  # fmt: skip

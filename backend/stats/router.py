@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.auth.deps import CoordinatorUser
+from backend.db import SessionDep
+from backend.stats import export, repository, service
+from backend.stats.repository import ResponseRow
+from backend.stats.schemas import StudyStats
+from backend.studies.models import Study
+from backend.studies.service import visible_study
+
+router = APIRouter(prefix="/api/studies", tags=["results"])
+
+_FORMATS: dict[str, tuple[str, str, Callable[[Study, Iterable[ResponseRow]], Iterator[str]]]] = {
+    "long": ("text/csv; charset=utf-8", "csv", export.long_csv),
+    "wide": ("text/csv; charset=utf-8", "csv", export.wide_csv),
+    "json": ("application/json", "json", export.as_json),
+}
+
+
+@router.get("/{study_id}/stats", response_model=StudyStats)
+def study_stats(study_id: int, session: SessionDep, user: CoordinatorUser) -> StudyStats:
+    return service.study_stats(session, visible_study(session, user, study_id))
+
+
+@router.get("/{study_id}/export", response_class=StreamingResponse)
+def export_responses(
+    study_id: int,
+    request: Request,
+    session: SessionDep,
+    user: CoordinatorUser,
+    format: Literal["long", "wide", "json"] = "long",
+) -> StreamingResponse:
+    """Streamed: the response starts at once and memory stays flat for any study size."""
+    study = visible_study(session, user, study_id)
+    media_type, extension, render = _FORMATS[format]
+    factory: sessionmaker[Session] = request.app.state.sessionmaker
+
+    def body() -> Iterator[str]:
+        # The request's session is closed once the handler returns; streaming needs its own.
+        with factory() as stream_session:
+            yield from render(study, repository.response_rows(stream_session, study))
+
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", study.name).strip("-")[:60] or "study"
+    filename = f"piestudy-{study.id}-{slug}-{format}.{extension}"
+    return StreamingResponse(
+        body(),
+        media_type=media_type,
+        headers={"content-disposition": f'attachment; filename="{filename}"'},
+    )
