@@ -48,9 +48,11 @@ def _truncate(engine: Engine) -> None:
 
 @pytest.fixture(autouse=True)
 def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
+    # any test that reaches the database (directly, through the app, or through the CLI)
+    engine = request.getfixturevalue("engine") if "database_url" in request.fixturenames else None
     yield
-    if "engine" in request.fixturenames:
-        _truncate(request.getfixturevalue("engine"))
+    if engine is not None:
+        _truncate(engine)
 
 
 @pytest.fixture
