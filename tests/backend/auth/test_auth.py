@@ -64,7 +64,11 @@ def test_every_endpoint_but_health_and_login_needs_authentication(
     app: FastAPI, client: TestClient
 ) -> None:
     # health, login, and the reader's invitation exchange are the only open routes
-    open_routes = {("GET", "/api/health"), ("POST", "/api/auth/login"), ("POST", "/api/reader/session")}
+    open_routes = {
+        ("GET", "/api/health"),
+        ("POST", "/api/auth/login"),
+        ("POST", "/api/reader/session"),
+    }
     routes = [r for r in api_routes(app) if r not in open_routes]
     assert len(routes) >= 15
     for method, path in routes:

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from tests.backend.reading.conftest import StudySetup
+
+
+def test_invitation_link_sets_session_and_redirects(
+    app: FastAPI, make_study: Callable[..., StudySetup]
+) -> None:
+    s = make_study()
+    c = TestClient(app)
+    r = c.get(f"/r/{s.invitations[0]['token']}", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/read"
+    assert "piestudy_reader" in r.cookies
+    assert r.cookies["piestudy_reader"] != s.invitations[0]["token"]  # a separate session token
+    page = c.get("/read")
+    assert (
+        page.status_code == 200
+        and "Welcome, Dr A" in page.text
+        and "<strong>40</strong>" in page.text
+    )
+    me = c.get("/api/reader/me").json()
+    assert me["display_name"] == "Dr A" and me["progress"] == {"answered": 0, "total": 40}
+    assert me["next_position"] == 1 and me["accepting_answers"] is True
+    assert [q["key"] for q in me["questions"]] == ["agree", "quality", "difficulty"]
+
+
+def test_unknown_and_revoked_links_get_the_same_error_page(
+    app: FastAPI, client: TestClient, make_study: Callable[..., StudySetup]
+) -> None:
+    s = make_study()
+    c = TestClient(app)
+    unknown = c.get("/r/not-a-real-token-at-all")
+    rid = s.invitations[1]["reader"]["id"]
+    client.post(f"/api/studies/{s.study_id}/readers/{rid}/revoke", headers=s.coordinator)
+    revoked = c.get(f"/r/{s.invitations[1]['token']}")
+    assert unknown.status_code == revoked.status_code == 404
+    assert "This link is not valid" in unknown.text
+    assert unknown.text == revoked.text
+    assert "piestudy_reader" not in unknown.cookies
+    assert c.get("/api/reader/me").status_code == 401
+    assert c.get("/read").status_code == 401
+    # the JSON exchange answers the same for both
+    a = c.post("/api/reader/session", json={"invitation_token": "not-a-real-token-at-all"})
+    b = c.post("/api/reader/session", json={"invitation_token": s.invitations[1]["token"]})
+    assert a.status_code == b.status_code == 404 and a.json() == b.json()
+
+
+def test_json_session_exchange(app: FastAPI, make_study: Callable[..., StudySetup]) -> None:
+    s = make_study()
+    c = TestClient(app)
+    r = c.post("/api/reader/session", json={"invitation_token": s.invitations[0]["token"]})
+    assert r.status_code == 200 and r.json()["display_name"] == "Dr A"
+    assert c.get("/api/reader/cases").json()["progress"]["total"] == 40
+    assert c.delete("/api/reader/session").status_code == 204
+    assert c.get("/api/reader/me").status_code == 401
+
+
+def test_reader_sees_only_their_own_cases(
+    app: FastAPI, client: TestClient, make_study: Callable[..., StudySetup]
+) -> None:
+    s = make_study(cases_per_reader=10)
+    a, b = s.reader_client(app, 0), s.reader_client(app, 1)
+    assert a.get("/api/reader/cases/11").status_code == 404
+    assert a.get("/api/reader/cases/0").status_code == 422
+    labels_a = [a.get(f"/api/reader/cases/{p}").json()["labels"] for p in range(1, 11)]
+    images_a = [a.get(f"/api/reader/cases/{p}/image").content for p in range(1, 11)]
+    images_b = [b.get(f"/api/reader/cases/{p}/image").content for p in range(1, 11)]
+    assert len(labels_a) == 10
+    assert not set(images_a) & set(images_b), "two readers were shown the same image"
+    # each reader's list, seen by the coordinator, matches what the reader is shown
+    rid = s.invitations[0]["reader"]["id"]
+    rows = client.get(
+        f"/api/studies/{s.study_id}/readers/{rid}/assignments", headers=s.coordinator
+    ).json()
+    assert [r["position"] for r in rows] == list(range(1, 11))
+
+
+def test_resume_on_another_device(app: FastAPI, make_study: Callable[..., StudySetup]) -> None:
+    s = make_study(cases_per_reader=4)
+    laptop = s.reader_client(app, 0)
+    for p in (1, 2):
+        laptop.post(
+            f"/api/reader/cases/{p}/answer",
+            json={"answer_id": f"laptop-{p}", "agree": True, "quality": 3, "difficulty": 2},
+        )
+    tablet = s.reader_client(app, 0)
+    me = tablet.get("/api/reader/me").json()
+    assert me["progress"] == {"answered": 2, "total": 4} and me["next_position"] == 3
+    assert tablet.get("/api/reader/cases/1").json()["answer"]["quality"] == 3
+    # both sessions stay valid
+    assert laptop.get("/api/reader/me").status_code == 200
