@@ -18,7 +18,7 @@ Array = npt.NDArray[np.float64]
 MIN_PER_GROUP = 2
 
 
-class TestUndefinedError(ValueError):
+class StatisticUndefinedError(ValueError):
     """The test cannot be computed on these data; the message says why."""
 
 
@@ -66,17 +66,19 @@ def kruskal_wallis(groups: Sequence[Array]) -> KruskalWallis:
     """Tie-corrected Kruskal-Wallis H test over two or more groups."""
     arrays = [np.asarray(g, dtype=np.float64) for g in groups]
     if len(arrays) < 2:
-        raise TestUndefinedError("the test needs at least two groups")
+        raise StatisticUndefinedError("the test needs at least two groups")
     sizes = [a.size for a in arrays]
     if min(sizes) < 1:
-        raise TestUndefinedError("every group needs at least one value")
+        raise StatisticUndefinedError("every group needs at least one value")
     data = np.concatenate(arrays)
     n = data.size
     ranks = rankdata(data)
     _, counts = np.unique(data, return_counts=True)
     correction = 1.0 - float(np.sum(counts.astype(np.float64) ** 3 - counts)) / (n**3 - n)
     if correction <= 0:
-        raise TestUndefinedError(f"all {n} values are equal ({data[0]:g}); the test is undefined")
+        raise StatisticUndefinedError(
+            f"all {n} values are equal ({data[0]:g}); the test is undefined"
+        )
     bounds = np.cumsum([0, *sizes])
     rank_sums = np.array([ranks[bounds[i] : bounds[i + 1]].sum() for i in range(len(arrays))])
     h = (
@@ -137,7 +139,7 @@ def compare(
         return Comparison(sp, sn, None, None, None, too_few)
     try:
         test = kruskal_wallis([pie, non_pie])
-    except TestUndefinedError as exc:
+    except StatisticUndefinedError as exc:
         return Comparison(sp, sn, None, None, None, str(exc))
     n = pie.size + non_pie.size
     ci = bootstrap_epsilon_squared(pie, non_pie, n_boot=n_boot, seed=seed)

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from backend.reading.models import Answer, AnswerRevision
-from tests.backend.reading.conftest import StudySetup
+from tests.backend.conftest import StudySetup
 
 
 def post(c: TestClient, position: int, **body: object):
@@ -98,7 +98,7 @@ def test_bad_input_is_422_naming_the_field(
     app: FastAPI, make_study: Callable[..., StudySetup]
 ) -> None:
     c = make_study().reader_client(app, 0)
-    cases = {
+    cases: dict[str, dict[str, object]] = {
         "quality": {"answer_id": "x-000001", "quality": 6},
         "difficulty": {"answer_id": "x-000002", "difficulty": 0},
         "agree": {"answer_id": "x-000003", "agree": "maybe"},

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from httpx import Response
+from httpx2 import Response
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,7 +19,7 @@ from backend.datasets.models import Image
 from backend.piesets.models import PieSetMember
 from backend.reading.schemas import ReaderSchema
 from backend.studies.models import Assignment, Reader, StudyCase
-from tests.backend.reading.conftest import StudySetup
+from tests.backend.conftest import StudySetup
 
 WORDS = re.compile(r"pie|score|rank|is_pie|non-pie|group", re.IGNORECASE)
 

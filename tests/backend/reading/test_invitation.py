@@ -5,7 +5,7 @@ from collections.abc import Callable
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.backend.reading.conftest import StudySetup
+from tests.backend.conftest import StudySetup
 
 
 def test_invitation_link_sets_session_and_redirects(
