@@ -22,7 +22,7 @@ LONG_HEADER = [
 ]  # fmt: skip
 WIDE_HEADER = [
     "study_id", "study", "reader_id", "reader", "case_id", "image", "group", "overlap", "position",
-    "agree", "quality", "difficulty", "seconds_on_case", "completed_at", "revisions",
+    "agree", "quality", "difficulty", "seconds_on_case", "first_opened_at", "completed_at", "revisions",
 ]  # fmt: skip
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -96,7 +96,7 @@ def wide_csv(study: Study, rows: Iterable[ResponseRow]) -> Iterator[str]:
             yield [
                 study.id, name, r.reader_id, safe_cell(r.reader), r.case_id, safe_cell(r.image), _group(r),
                 int(r.is_overlap), r.position, _agree(r.agree), r.quality or "", r.difficulty or "",
-                _seconds(r.seconds_on_case), _time(r.completed_at), r.revisions,
+                _seconds(r.seconds_on_case), _time(r.first_opened_at), _time(r.completed_at), r.revisions,
             ]  # fmt: skip
 
     return _csv_lines(WIDE_HEADER, lines())
@@ -129,6 +129,7 @@ def as_json(study: Study, rows: Iterable[ResponseRow]) -> Iterator[str]:
             "answered_at": {"agree": _time(r.agree_at) or None, "quality": _time(r.quality_at) or None,
                             "difficulty": _time(r.difficulty_at) or None},
             "seconds_on_case": r.seconds_on_case,
+            "first_opened_at": _time(r.first_opened_at) or None,
             "completed_at": _time(r.completed_at) or None,
             "revisions": r.revisions,
         }  # fmt: skip

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from backend.datasets.models import Image
 from backend.piesets.models import PieSetMember
-from backend.reading.models import Answer
+from backend.reading.models import Answer, CaseView
 from backend.studies.models import Assignment, Reader, Study, StudyCase
 
 
@@ -33,6 +33,7 @@ class ResponseRow:
     seconds_on_case: float | None
     completed_at: datetime | None
     revisions: int
+    first_opened_at: datetime | None  # server time the reader first opened the case
 
 
 def response_rows(session: Session, study: Study, *, chunk: int = 1000) -> Iterator[ResponseRow]:
@@ -55,6 +56,7 @@ def response_rows(session: Session, study: Study, *, chunk: int = 1000) -> Itera
             Answer.active_seconds,
             Answer.completed_at,
             Answer.revision_count,
+            CaseView.first_opened_at,
         )
         .join(Assignment, Assignment.reader_id == Reader.id)
         .join(StudyCase, StudyCase.id == Assignment.case_id)
@@ -65,14 +67,15 @@ def response_rows(session: Session, study: Study, *, chunk: int = 1000) -> Itera
             & (PieSetMember.pie_set_id == study.pie_set_id),
         )
         .outerjoin(Answer, Answer.assignment_id == Assignment.id)
+        .outerjoin(CaseView, CaseView.assignment_id == Assignment.id)
         .where(Reader.study_id == study.id)
         .order_by(Reader.slot, Assignment.position)
         .execution_options(yield_per=chunk)
     )
     for row in session.execute(stmt):
         (rid, name, case_id, image, is_pie, overlap, pos, agree, quality, difficulty,
-         agree_at, quality_at, difficulty_at, seconds, completed, revisions) = row  # fmt: skip
+         agree_at, quality_at, difficulty_at, seconds, completed, revisions, opened) = row  # fmt: skip
         yield ResponseRow(
             rid, name, case_id, image, bool(is_pie), bool(overlap), pos, agree, quality, difficulty,
-            agree_at, quality_at, difficulty_at, seconds, completed, revisions or 0,
+            agree_at, quality_at, difficulty_at, seconds, completed, revisions or 0, opened,
         )  # fmt: skip

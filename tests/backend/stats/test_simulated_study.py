@@ -146,7 +146,7 @@ def test_six_readers_forty_cases(
             str(t["quality"]),
             str(t["difficulty"]),
         )
-        assert row["completed_at"]
+        assert row["completed_at"] and row["first_opened_at"] <= row["completed_at"]
 
     # JSON
     doc = json.loads(
