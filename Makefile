@@ -30,9 +30,10 @@ typecheck: install
 test-sqlite: install
 	$(UV) run pytest -m "not postgres" -p no:cacheprovider
 
-# Every test again on PostgreSQL (a fresh database is created next to PG_TEST_URL's).
+# Every test that touches a database, again on PostgreSQL (a fresh database is created next to
+# PG_TEST_URL's). tests/ml never opens a database, so running it twice would prove nothing.
 test-postgres: install
-	PIESTUDY_TEST_DATABASE_URL=$(PG_TEST_URL) $(UV) run pytest -p no:cacheprovider
+	PIESTUDY_TEST_DATABASE_URL=$(PG_TEST_URL) $(UV) run pytest -p no:cacheprovider --ignore=tests/ml
 
 test: lint typecheck test-sqlite test-postgres
 
