@@ -30,11 +30,13 @@ def torch_masks(model: nn.Module, k: float) -> dict[str, torch.Tensor]:
     m = copy.deepcopy(model)
     targets = [(mod, "weight") for mod in m.modules() if isinstance(mod, nn.Conv2d | nn.Linear)]
     prune.global_unstructured(targets, pruning_method=prune.L1Unstructured, amount=k)
-    return {
-        f"{name}.weight": mod.weight_mask.bool()
-        for name, mod in m.named_modules()
-        if isinstance(mod, nn.Conv2d | nn.Linear)
-    }
+    masks = {}
+    for name, mod in m.named_modules():
+        if isinstance(mod, nn.Conv2d | nn.Linear):
+            mask = mod.weight_mask  # added by torch's pruning
+            assert isinstance(mask, torch.Tensor)
+            masks[f"{name}.weight"] = mask.bool()
+    return masks
 
 
 def test_sparsity_grid() -> None:
