@@ -22,6 +22,7 @@ from backend.config import get_settings
 from backend.datasets import service as datasets_service
 from backend.db import make_engine, make_sessionmaker
 from backend.errors import AppError
+from ml.cli import app as ml_app
 from ml.data.labels import LABEL_FORMATS, LabelFormat
 
 app = typer.Typer(
@@ -38,6 +39,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(pieset_app, name="pieset")
 app.add_typer(study_app, name="study")
+app.add_typer(ml_app, name="ml")
 
 console = Console()
 err = Console(stderr=True)
