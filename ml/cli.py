@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
+from ml.config import TrainConfig
+from ml.data.images import SplitData, load_split
+from ml.data.labels import LABEL_FORMATS, LabelFormatError, read_labels, require_ok
+from ml.data.synth import write_dataset
+from ml.models import create_model, list_models
 from ml.pies import find_pies, pie_scores, write_pie_set
+from ml.predict import PruningConfig, predict_population
 from ml.reference import ReferenceImportError, import_reference
 from ml.store import PredictionStore, StoreError
+from ml.train import train_population
 
 app = typer.Typer(
     help="the PIE engine: data, populations, pruning, predictions, PIEs", no_args_is_help=True
@@ -98,3 +114,141 @@ def import_reference_command(
         f"{len(m.image_ids)} images x {len(m.classes)} classes"
     )
     console.print(json.dumps({"dataset": m.dataset, "seeds": list(m.seeds)}))
+
+
+def _progress() -> tuple[Progress, Callable[[str, int, int], None]]:
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
+        transient=False,
+    )  # fmt: skip
+    tasks: dict[str, TaskID] = {}
+
+    def update(what: str, done: int, total: int) -> None:
+        if what not in tasks:
+            tasks[what] = bar.add_task(what, total=total)
+        bar.update(tasks[what], completed=done, total=total)
+
+    return bar, update
+
+
+def _read_split(
+    labels: list[Path], fmt: str, images: Path, split_file: Path | None, split: str, size: int
+) -> SplitData:
+    if fmt not in LABEL_FORMATS:
+        raise fail(f"--format must be one of {', '.join(LABEL_FORMATS)}")
+    try:
+        table = require_ok(read_labels(fmt, labels, split_file=split_file))
+        bar, update = _progress()
+        with bar:
+            n = sum(1 for r in table.records if r.split == split)
+            done = [0]
+
+            def tick(k: int) -> None:
+                done[0] += k
+                update(f"decode {split}", done[0], n)
+
+            return load_split(table, images, split, size, tick)
+    except (LabelFormatError, FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from exc
+
+
+@app.command("synth")
+def synth_command(
+    out: Annotated[Path, typer.Option(help="folder to create: images/ and label CSVs per split")],
+    n: Annotated[int, typer.Option(help="number of images")] = 2000,
+    seed: Annotated[int, typer.Option()] = 0,
+    size: Annotated[int, typer.Option(help="image side in pixels")] = 128,
+) -> None:
+    """Generate the synthetic long-tailed chest-X-ray-like dataset (NIH-CXR-LT label format)."""
+    bar, update = _progress()
+    done = [0]
+
+    def tick(k: int) -> None:
+        done[0] += k
+        update("images", done[0], n)
+
+    with bar:
+        counts = write_dataset(out, n, seed, size, tick)
+    console.print(f"wrote {n} images to {out / 'images'}; splits {json.dumps(counts)}")
+    console.print(f"labels: {', '.join(str(p) for p in sorted(out.glob('*_labels_*.csv')))}")
+
+
+@app.command("train")
+def train_command(
+    labels: Annotated[list[Path], typer.Option(help="label file(s); repeat for several")],
+    images: Annotated[Path, typer.Option(help="image folder")],
+    out: Annotated[Path, typer.Option(help="run folder: one seed-{s}/ per seed")],
+    fmt: Annotated[str, typer.Option("--format")] = "nih-cxr-lt",
+    split_file: Annotated[Path | None, typer.Option("--split", help="CSV image,split")] = None,
+    seeds: Annotated[str, typer.Option(help="comma-separated seeds, e.g. 0,1,2")] = "0,1,2",
+    model: Annotated[str, typer.Option(help=f"one of: {', '.join(list_models())}")] = "smallcnn",
+    image_size: Annotated[int, typer.Option()] = 256,
+    epochs: Annotated[int, typer.Option(help="most epochs per seed")] = 30,
+    patience: Annotated[int, typer.Option(help="early stopping patience (epochs)")] = 3,
+    batch_size: Annotated[int, typer.Option()] = 64,
+    lr: Annotated[float, typer.Option()] = 1e-4,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
+    pretrained: Annotated[
+        Path | None, typer.Option(help="local ImageNet weights (state dict)")
+    ] = None,
+) -> None:
+    """Train a population of models (one per seed); finished seeds are skipped."""
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+        config = TrainConfig(
+            model=model, image_size=image_size, max_epochs=epochs, patience=patience, batch_size=batch_size,
+            lr=lr, device=device, pretrained_path=str(pretrained) if pretrained else None,
+        )  # fmt: skip
+        create_model(model, 1)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    train = _read_split(labels, fmt, images, split_file, "train", image_size)
+    val = _read_split(labels, fmt, images, split_file, "val", image_size)
+    bar, update = _progress()
+    with bar:
+        results = train_population(config, seed_list, train, val, out, update)
+    for r in results:
+        state = "already finished, skipped" if r.skipped else f"{r.epochs_run} epochs"
+        console.print(
+            f"seed {r.seed}: best val loss {r.best_val_loss:.4f} at epoch {r.best_epoch} ({state})"
+        )
+    console.print(f"{len(results)} models in {out}")
+
+
+@app.command("prune-predict")
+def prune_predict_command(
+    run: Annotated[Path, typer.Argument(help="run folder from `piestudy ml train`")],
+    labels: Annotated[list[Path], typer.Option(help="label file(s)")],
+    images: Annotated[Path, typer.Option(help="image folder")],
+    out: Annotated[Path, typer.Option(help="prediction store folder to create")],
+    fmt: Annotated[str, typer.Option("--format")] = "nih-cxr-lt",
+    split_file: Annotated[Path | None, typer.Option("--split", help="CSV image,split")] = None,
+    split: Annotated[str, typer.Option("--predict-split", help="which split to predict")] = "test",
+    method: Annotated[str, typer.Option(help="l1 or random")] = "l1",
+    min_keep: Annotated[float, typer.Option(help="Global MP per-layer minimum, e.g. 0.0005")] = 0.0,
+    batch_size: Annotated[int, typer.Option()] = 128,
+    device: Annotated[str, typer.Option()] = "auto",
+    overwrite: Annotated[bool, typer.Option()] = False,
+) -> None:
+    """Prune every model of a run at the 20 sparsities and store the predictions."""
+    seeds = sorted(
+        int(p.name.split("-", 1)[1]) for p in run.glob("seed-*") if (p / "history.json").is_file()
+    )
+    if not seeds:
+        raise fail(f"no finished seeds in {run}")
+    if method not in ("l1", "random"):
+        raise fail("--method must be l1 or random")
+    config = TrainConfig.load(run / f"seed-{seeds[0]}" / "config.json")
+    data = _read_split(labels, fmt, images, split_file, split, config.image_size)
+    bar, update = _progress()
+    try:
+        with bar:
+            store = predict_population(
+                run, seeds, data, out, dataset=images.resolve().parent.name,
+                pruning=PruningConfig(method=method, min_keep=min_keep),  # type: ignore[arg-type]
+                batch_size=batch_size, device=device, overwrite=overwrite, progress=update,
+            )  # fmt: skip
+    except (StoreError, ValueError) as exc:
+        raise fail(str(exc)) from exc
+    s, k, n, c = store.meta.shape
+    console.print(f"wrote {out}: {s} seeds x {k} sparsities x {n} images x {c} classes")

@@ -1,0 +1,101 @@
+"""Images for training and inference: decoded once into a uint8 tensor, then transformed.
+
+The paper's transforms: resize (256 by default; a parameter), random horizontal flip and
+±15° rotation for training, ImageNet normalisation. Grayscale and RGB PNG/JPEG are read as
+grayscale and repeated to three channels (ImageNet backbones take three).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+from ml.data.labels import LabelTable, resolve_image
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def decode_images(
+    paths: Sequence[Path], size: int, progress: Callable[[int], None] | None = None
+) -> torch.Tensor:
+    """uint8 [N, size, size] grayscale, each image resized once."""
+    out = torch.empty((len(paths), size, size), dtype=torch.uint8)
+    for i, path in enumerate(paths):
+        with Image.open(path) as img:
+            gray = img.convert("L")
+            if gray.size != (size, size):
+                gray = gray.resize((size, size), Image.Resampling.BILINEAR)
+            out[i] = torch.from_numpy(np.asarray(gray, dtype=np.uint8).copy())
+        if progress:
+            progress(1)
+    return out
+
+
+def to_model_input(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 [B, H, W] -> normalized float [B, 3, H, W]."""
+    x = batch.float().div_(255.0).unsqueeze(1).expand(-1, 3, -1, -1)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def train_augmentation() -> v2.Transform:
+    return v2.Compose([v2.RandomHorizontalFlip(), v2.RandomRotation(15)])
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """One split of a labelled dataset, decoded."""
+
+    image_ids: tuple[str, ...]
+    images: torch.Tensor  # uint8 [N, H, W]
+    labels: torch.Tensor  # float32 [N, C]
+    classes: tuple[str, ...]
+
+
+def load_split(
+    table: LabelTable, image_dir: Path, split: str | None, size: int,
+    progress: Callable[[int], None] | None = None,
+) -> SplitData:  # fmt: skip
+    """The records of one split (all records when split is None), decoded at `size`."""
+    records = [r for r in table.records if split is None or r.split == split]
+    if not records:
+        raise ValueError(f"no images in split {split!r}")
+    paths = []
+    for r in records:
+        path = resolve_image(image_dir, r.path)
+        if path is None or not path.is_file():
+            raise FileNotFoundError(f"image {r.path!r} not found in {image_dir}")
+        paths.append(path)
+    labels = torch.tensor([r.labels for r in records], dtype=torch.float32)
+    return SplitData(
+        tuple(r.external_id for r in records),
+        decode_images(paths, size, progress),
+        labels,
+        table.classes,
+    )
+
+
+class AugmentedImages(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Training samples: decoded images, augmented on the fly, normalized."""
+
+    def __init__(self, data: SplitData, augment: bool):
+        self.data = data
+        self.augment = train_augmentation() if augment else None
+
+    def __len__(self) -> int:
+        return len(self.data.image_ids)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        img = self.data.images[i].unsqueeze(0)  # [1, H, W] uint8
+        if self.augment is not None:
+            img = self.augment(img)
+        return to_model_input(img)[0], self.data.labels[i]

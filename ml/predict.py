@@ -1,0 +1,85 @@
+"""Population inference at every sparsity into a prediction store.
+
+The images are decoded once (SplitData) and reused for all S x K model variants; each seed's
+model is pruned incrementally along its single weight ranking (ml.prune).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ml.config import resolve_device
+from ml.data.images import SplitData, to_model_input
+from ml.prune import SPARSITIES, PruningMethod, pruned_models, rank_weights
+from ml.store import PredictionStore, StoreMeta, StoreWriter
+from ml.train import load_seed_model
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class PruningConfig:
+    method: PruningMethod = "l1"
+    min_keep: float = 0.0  # Global MP's per-layer minimum (0.0005 = 0.05%); 0 turns it off
+    sparsities: tuple[float, ...] = SPARSITIES
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module, images: torch.Tensor, batch_size: int, device: torch.device
+) -> torch.Tensor:
+    model.eval()
+    out = [
+        torch.sigmoid(model(to_model_input(images[s : s + batch_size]).to(device))).float().cpu()
+        for s in range(0, len(images), batch_size)
+    ]
+    return torch.cat(out)
+
+
+def predict_population(
+    run_dir: Path, seeds: Sequence[int], data: SplitData, out: Path, *,
+    dataset: str, pruning: PruningConfig = PruningConfig(), batch_size: int = 128,
+    device: str = "auto", overwrite: bool = False, progress: Progress | None = None,
+) -> PredictionStore:  # fmt: skip
+    dev = resolve_device(device)
+    first_config = None
+    meta_model: dict[str, object] = {}
+    for seed in seeds:
+        _, first_config = load_seed_model(run_dir, seed, len(data.classes), torch.device("cpu"))
+        meta_model = {"run_dir": str(run_dir.resolve()), **first_config.to_dict()}
+        break
+    if first_config is None:
+        raise ValueError("give at least one seed")
+    meta = StoreMeta(
+        dataset=dataset,
+        classes=data.classes,
+        image_ids=data.image_ids,
+        seeds=tuple(seeds),
+        sparsities=pruning.sparsities,
+        model=meta_model,
+        pruning={
+            "method": pruning.method,
+            "min_keep": pruning.min_keep,
+            "scope": "Conv2d and Linear weights",
+        },
+        notes={"made_by": "piestudy ml prune-predict"},
+    )
+    total = len(seeds) * len(pruning.sparsities)
+    done = 0
+    with StoreWriter(out, meta, data.labels.numpy().astype("uint8"), overwrite=overwrite) as writer:
+        for si, seed in enumerate(seeds):
+            model, _ = load_seed_model(run_dir, seed, len(data.classes), dev)
+            ranking = rank_weights(
+                model, method=pruning.method, min_keep=pruning.min_keep, seed=seed
+            )
+            for ki, (_, pruned) in enumerate(pruned_models(model, ranking, pruning.sparsities)):
+                writer.write(si, ki, predict(pruned, data.images, batch_size, dev).numpy())
+                done += 1
+                if progress:
+                    progress("prune + predict", done, total)
+        return writer.commit()

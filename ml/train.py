@@ -1,0 +1,145 @@
+"""Population training: one seed = one function call; finished seeds are skipped (resumable).
+
+Per seed: BCE-with-logits, Adam, early stopping on validation loss; the best checkpoint
+(model.pt), its config (config.json) and its history (history.json) under run_dir/seed-{s}/.
+Each file is written to a temporary name and renamed, and history.json (written last) marks a
+finished seed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ml.config import TrainConfig, resolve_device
+from ml.data.images import AugmentedImages, SplitData, to_model_input
+from ml.fileio import atomic_write_text
+from ml.models import create_model
+
+Progress = Callable[[str, int, int], None]  # (what, done, total)
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    seed: int
+    directory: Path
+    best_epoch: int
+    best_val_loss: float
+    epochs_run: int
+    skipped: bool
+
+
+def seed_dir(run_dir: Path, seed: int) -> Path:
+    return run_dir / f"seed-{seed}"
+
+
+def is_finished(run_dir: Path, seed: int) -> bool:
+    d = seed_dir(run_dir, seed)
+    return (d / "history.json").is_file() and (d / "model.pt").is_file()
+
+
+def _save_state(model: nn.Module, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(model.state_dict(), tmp)
+    os.replace(tmp, path)
+
+
+@torch.no_grad()
+def evaluate_loss(
+    model: nn.Module, data: SplitData, batch_size: int, device: torch.device
+) -> float:
+    model.eval()
+    loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
+    total = 0.0
+    for start in range(0, len(data.image_ids), batch_size):
+        x = to_model_input(data.images[start : start + batch_size]).to(device)
+        y = data.labels[start : start + batch_size].to(device)
+        total += float(loss_fn(model(x), y))
+    return total / (len(data.image_ids) * len(data.classes))
+
+
+def train_seed(
+    config: TrainConfig, seed: int, train: SplitData, val: SplitData, run_dir: Path,
+    progress: Progress | None = None,
+) -> SeedResult:  # fmt: skip
+    out = seed_dir(run_dir, seed)
+    if is_finished(run_dir, seed):
+        history = json.loads((out / "history.json").read_text())
+        return SeedResult(
+            seed, out, history["best_epoch"], history["best_val_loss"], len(history["epochs"]), True
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(config.device)
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    pretrained = Path(config.pretrained_path) if config.pretrained_path else None
+    model = create_model(config.model, len(train.classes), pretrained_path=pretrained).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    loss_fn = nn.BCEWithLogitsLoss()
+    loader = DataLoader(
+        AugmentedImages(train, config.augment),
+        batch_size=config.batch_size,
+        shuffle=True,
+        generator=generator,
+    )
+    best, best_epoch, epochs = math.inf, 0, []
+    config.save(out / "config.json")
+    for epoch in range(1, config.max_epochs + 1):
+        model.train()
+        running = 0.0
+        for x, y in loader:
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x.to(device)), y.to(device))
+            loss.backward()
+            optimizer.step()
+            running += float(loss.detach()) * len(x)
+        val_loss = evaluate_loss(model, val, config.batch_size, device)
+        epochs.append(
+            {"epoch": epoch, "train_loss": running / len(train.image_ids), "val_loss": val_loss}
+        )
+        if val_loss < best:
+            best, best_epoch = val_loss, epoch
+            _save_state(model, out / "model.pt")
+        if progress:
+            progress(f"seed {seed}", epoch, config.max_epochs)
+        if epoch - best_epoch >= config.patience:
+            break
+    history = {
+        "seed": seed,
+        "best_epoch": best_epoch,
+        "best_val_loss": best,
+        "epochs": epochs,
+        "classes": list(train.classes),
+    }
+    atomic_write_text(out / "history.json", json.dumps(history, indent=1))
+    return SeedResult(seed, out, best_epoch, best, len(epochs), False)
+
+
+def train_population(
+    config: TrainConfig, seeds: Sequence[int], train: SplitData, val: SplitData, run_dir: Path,
+    progress: Progress | None = None,
+) -> list[SeedResult]:  # fmt: skip
+    if train.classes != val.classes:
+        raise ValueError("train and val splits have different classes")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return [train_seed(config, s, train, val, run_dir, progress) for s in seeds]
+
+
+def load_seed_model(
+    run_dir: Path, seed: int, num_classes: int, device: torch.device
+) -> tuple[nn.Module, TrainConfig]:
+    d = seed_dir(run_dir, seed)
+    if not is_finished(run_dir, seed):
+        raise FileNotFoundError(f"seed {seed} has no finished checkpoint in {run_dir}")
+    config = TrainConfig.load(d / "config.json")
+    model = create_model(config.model, num_classes)
+    model.load_state_dict(torch.load(d / "model.pt", map_location="cpu", weights_only=True))
+    return model.to(device).eval(), config

@@ -1,0 +1,168 @@
+"""The PIE engine end to end: synthetic data, training, pruning, predictions, PIEs."""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import average_precision_score
+from typer.testing import CliRunner
+
+from backend.cli import app as cli
+from backend.config import Settings
+from ml.config import TrainConfig
+from ml.data.images import load_split
+from ml.data.labels import NIH_CXR_LT_CLASSES, patient_leakage, read_labels, require_ok
+from ml.data.synth import PAIRS, generate, plan, write_dataset
+from ml.pies import find_pies, pie_scores
+from ml.pieset_file import parse_pieset_csv
+from ml.predict import predict_population
+from ml.store import PredictionStore
+from ml.train import train_population
+
+
+def test_synthetic_labels_are_long_tailed_and_co_occur() -> None:
+    items = plan(20000, seed=3)
+    counts = collections.Counter(f for it in items for f in it.findings)
+    assert len(counts) == 19
+    assert max(counts.values()) / min(counts.values()) > 100
+    n = len(items)
+    for given, then, _ in PAIRS[:6]:
+        with_given = [it for it in items if given in it.findings]
+        p_then_given = sum(then in it.findings for it in with_given) / len(with_given)
+        assert p_then_given > 1.5 * counts[then] / n, (given, then)
+    # more multi-finding images than independence would give
+    multi = sum(len(it.findings) >= 3 for it in items) / n
+    assert multi > 0.02
+
+
+def test_synthetic_images_are_deterministic(tmp_path: Path) -> None:
+    a = [img for _, img in generate(4, seed=1, size=64)]
+    b = [img for _, img in generate(4, seed=1, size=64)]
+    c = [img for _, img in generate(4, seed=2, size=64)]
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
+    assert a[0].shape == (64, 64) and a[0].min() >= 0.0 and a[0].max() <= 1.0
+    counts = write_dataset(tmp_path, 60, seed=0, size=64)
+    assert sum(counts.values()) == 60
+    table = require_ok(read_labels("nih-cxr-lt", sorted(tmp_path.glob("*_labels_*.csv"))))
+    assert table.classes == NIH_CXR_LT_CLASSES and len(table.records) == 60
+    assert not patient_leakage(table.records)
+    assert all(sum(r.labels) >= 1 for r in table.records)  # No Finding or findings
+
+
+@pytest.fixture(scope="module")
+def synth_splits(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("synth")
+    write_dataset(root, 1200, seed=0, size=64)
+    table = require_ok(read_labels("nih-cxr-lt", sorted(root.glob("*_labels_*.csv"))))
+    return {s: load_split(table, root / "images", s, 64) for s in ("train", "val", "test")}
+
+
+def test_small_cnn_learns_the_synthetic_findings(synth_splits, tmp_path: Path) -> None:
+    config = TrainConfig(
+        model="smallcnn", image_size=64, max_epochs=6, patience=3, lr=1e-3, device="cpu"
+    )
+    train_population(config, [0], synth_splits["train"], synth_splits["val"], tmp_path / "run")
+    store = predict_population(
+        tmp_path / "run",
+        [0],
+        synth_splits["test"],
+        tmp_path / "store",
+        dataset="synthetic",
+        device="cpu",
+    )
+    p, y = np.asarray(store.predictions[0, 0]), np.asarray(store.labels)
+    for name in ("No Finding", "Effusion", "Infiltration"):
+        c = store.meta.classes.index(name)
+        chance = y[:, c].mean()  # the AP of a random ranking
+        assert average_precision_score(y[:, c], p[:, c]) > chance + (1 - chance) / 2, name
+
+
+def test_training_is_deterministic_and_resumable(synth_splits, tmp_path: Path) -> None:
+    config = TrainConfig(
+        model="smallcnn", image_size=64, max_epochs=2, patience=2, lr=1e-3, device="cpu"
+    )
+    small = {k: v for k, v in synth_splits.items()}
+    first = train_population(config, [4, 5], small["train"], small["val"], tmp_path / "a")
+    second = train_population(config, [4, 5], small["train"], small["val"], tmp_path / "b")
+    assert not any(r.skipped for r in first + second)
+    for seed in (4, 5):
+        sa = torch.load(tmp_path / "a" / f"seed-{seed}" / "model.pt", weights_only=True)
+        sb = torch.load(tmp_path / "b" / f"seed-{seed}" / "model.pt", weights_only=True)
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    again = train_population(config, [4, 5, 6], small["train"], small["val"], tmp_path / "a")
+    assert [r.skipped for r in again] == [True, True, False]
+    stores = [
+        predict_population(
+            tmp_path / d, [4, 5], small["test"], tmp_path / f"store-{d}", dataset="s", device="cpu"
+        )
+        for d in ("a", "b")
+    ]
+    assert np.array_equal(stores[0].predictions, stores[1].predictions)
+    pies = [
+        find_pies(pie_scores(s.predictions, s.meta.sparsities), s.meta.image_ids) for s in stores
+    ]
+    assert np.array_equal(pies[0].is_pie, pies[1].is_pie) and np.array_equal(
+        pies[0].ranks, pies[1].ranks
+    )
+
+
+def test_nih_mini_end_to_end(shared_data: Path, tmp_path: Path, env_settings: Settings) -> None:
+    """Real NIH images (64x64): train 3 seeds on CPU, prune at 20 sparsities, store, PIEs, import."""
+    mini = shared_data / "nih-cxr14-mini"
+    data = ["--format", "chestxray14", "--labels", str(mini / "Data_Entry_2017_subset.csv"),
+            "--images", str(mini / "images"), "--split", str(mini / "split.csv")]  # fmt: skip
+    runner = CliRunner()
+    r = runner.invoke(cli, ["ml", "train", *data, "--out", str(tmp_path / "run"), "--seeds", "0,1,2",
+                            "--model", "smallcnn", "--image-size", "64", "--epochs", "3", "--patience", "2",
+                            "--lr", "1e-3", "--device", "cpu"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert r.output.count("best val loss") == 3
+    r = runner.invoke(
+        cli,
+        [
+            "ml",
+            "prune-predict",
+            str(tmp_path / "run"),
+            *data,
+            "--out",
+            str(tmp_path / "store"),
+            "--device",
+            "cpu",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    store = PredictionStore.open(tmp_path / "store", verify_checksums=True)
+    assert store.meta.shape == (3, 20, 210, 15)
+    assert (
+        store.meta.classes[0] == "No Finding"
+        and np.asarray(store.labels)[:, store.meta.classes.index("Hernia")].sum() == 0
+    )
+    r = runner.invoke(
+        cli, ["ml", "pies", str(tmp_path / "store"), "--out", str(tmp_path / "pies.csv")]
+    )
+    assert r.exit_code == 0, r.output
+    rows = parse_pieset_csv((tmp_path / "pies.csv").read_text()).rows
+    assert len(rows) == 210 and 9 <= sum(row.is_pie for row in rows) <= 15
+    # the PIE set goes straight into a study database
+    r = runner.invoke(cli, ["dataset", "import", "--name", "nih-mini", *data])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(
+        cli,
+        [
+            "pieset",
+            "import",
+            "--dataset",
+            "nih-mini",
+            "--name",
+            "smallcnn-k90",
+            "--file",
+            str(tmp_path / "pies.csv"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "210 images" in r.output
