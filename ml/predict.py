@@ -15,11 +15,12 @@ from torch import nn
 
 from ml.config import resolve_device
 from ml.data.images import SplitData, to_model_input
-from ml.prune import SPARSITIES, PruningMethod, pruned_models, rank_weights
+from ml.prune import SPARSITIES, PruningMethod, pruned_models, rank_weights, sparsity_report
 from ml.store import PredictionStore, StoreMeta, StoreWriter
 from ml.train import load_seed_model
 
 Progress = Callable[[str, int, int], None]
+PRUNING_REPORT = "pruning_report.json"  # per seed, per sparsity, per layer: weights and zeros
 
 
 @dataclass(frozen=True)
@@ -71,15 +72,27 @@ def predict_population(
     )
     total = len(seeds) * len(pruning.sparsities)
     done = 0
+    report: dict[str, dict[str, list[dict[str, object]]]] = {}
     with StoreWriter(out, meta, data.labels.numpy().astype("uint8"), overwrite=overwrite) as writer:
         for si, seed in enumerate(seeds):
             model, _ = load_seed_model(run_dir, seed, len(data.classes), dev)
             ranking = rank_weights(
                 model, method=pruning.method, min_keep=pruning.min_keep, seed=seed
             )
-            for ki, (_, pruned) in enumerate(pruned_models(model, ranking, pruning.sparsities)):
+            report[str(seed)] = {}
+            for ki, (k, pruned) in enumerate(pruned_models(model, ranking, pruning.sparsities)):
                 writer.write(si, ki, predict(pruned, data.images, batch_size, dev).numpy())
+                report[str(seed)][f"{k:g}"] = [
+                    {
+                        "layer": r.name,
+                        "weights": r.size,
+                        "zeros": r.zeros,
+                        "sparsity": round(r.sparsity, 6),
+                    }
+                    for r in sparsity_report(pruned)
+                ]
                 done += 1
                 if progress:
                     progress("prune + predict", done, total)
+        writer.extra_files[PRUNING_REPORT] = report
         return writer.commit()

@@ -85,6 +85,7 @@ class StoreWriter:
             self.tmp / PREDICTIONS, mode="w+", dtype=np.float32, shape=meta.shape
         )
         self.written = np.zeros(meta.shape[:2], dtype=bool)
+        self.extra_files: dict[str, Any] = {}  # JSON files that travel with the store
         np.save(self.tmp / LABELS, label_array.astype(np.uint8))
 
     def write(self, seed_index: int, sparsity_index: int, probabilities: npt.ArrayLike) -> None:
@@ -123,6 +124,8 @@ class StoreWriter:
             },
             "checksums": {name: sha256_file(self.tmp / name) for name in (PREDICTIONS, LABELS)},
         }
+        for name, content in self.extra_files.items():
+            atomic_write_text(self.tmp / name, json.dumps(content, indent=1))
         atomic_write_text(self.tmp / "manifest.json", json.dumps(manifest, indent=1))
         if self.path.exists():
             old = self.path.with_name(f".{self.path.name}.replaced")

@@ -166,3 +166,52 @@ def test_nih_mini_end_to_end(shared_data: Path, tmp_path: Path, env_settings: Se
     )
     assert r.exit_code == 0, r.output
     assert "210 images" in r.output
+
+
+def test_store_carries_a_per_layer_pruning_report(synth_splits, tmp_path: Path) -> None:
+    import json
+
+    from ml.predict import PRUNING_REPORT, PruningConfig
+
+    config = TrainConfig(model="smallcnn", image_size=64, max_epochs=1, patience=1, device="cpu")
+    train_population(config, [0], synth_splits["train"], synth_splits["val"], tmp_path / "run")
+    predict_population(
+        tmp_path / "run", [0], synth_splits["test"], tmp_path / "store", dataset="s", device="cpu",
+        pruning=PruningConfig(min_keep=0.0005),
+    )  # fmt: skip
+    report = json.loads((tmp_path / "store" / PRUNING_REPORT).read_text())
+    layers = report["0"]["0.95"]
+    total = sum(x["weights"] for x in layers)
+    assert sum(x["zeros"] for x in layers) == round(0.95 * total)
+    assert all(x["zeros"] < x["weights"] for x in layers)  # the per-layer minimum held
+    assert all(x["zeros"] == 0 for x in report["0"]["0"])
+
+
+def test_images_in_any_mode_and_format(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from ml.data.images import decode_images, to_model_input
+
+    rgb = np.zeros((40, 30, 3), dtype=np.uint8)
+    rgb[..., 0] = 200
+    Image.fromarray(rgb, "RGB").save(tmp_path / "a.jpg", quality=95)
+    Image.fromarray(np.full((32, 32), 77, np.uint8), "L").save(tmp_path / "b.png")
+    Image.fromarray(np.full((32, 32, 4), 120, np.uint8), "RGBA").save(tmp_path / "c.png")
+    out = decode_images([tmp_path / "a.jpg", tmp_path / "b.png", tmp_path / "c.png"], 24)
+    assert out.shape == (3, 24, 24) and out.dtype == torch.uint8
+    assert int(out[1].float().mean()) == 77
+    x = to_model_input(out)
+    assert x.shape == (3, 3, 24, 24)
+    assert torch.allclose(x[1, 0, 0, 0], torch.tensor((77 / 255 - 0.485) / 0.229), atol=1e-5)
+
+
+def test_local_pretrained_weights_are_loaded_without_download(tmp_path: Path) -> None:
+    from ml.models import create_model
+
+    source = create_model("resnet18", num_classes=1000)
+    torch.save(source.state_dict(), tmp_path / "imagenet.pt")
+    model = create_model("resnet18", num_classes=20, pretrained_path=tmp_path / "imagenet.pt")
+    assert torch.equal(model.state_dict()["conv1.weight"], source.state_dict()["conv1.weight"])
+    assert model.state_dict()["fc.weight"].shape == (20, 512)  # the head is new
+    with pytest.raises(FileNotFoundError):
+        create_model("resnet18", 20, pretrained_path=tmp_path / "missing.pt")
