@@ -252,3 +252,97 @@ def prune_predict_command(
         raise fail(str(exc)) from exc
     s, k, n, c = store.meta.shape
     console.print(f"wrote {out}: {s} seeds x {k} sparsities x {n} images x {c} classes")
+
+
+@app.command("report")
+def report_command(
+    store: Annotated[Path, typer.Argument(help="prediction store folder")],
+    out: Annotated[Path, typer.Option(help="folder for report.html, analysis.json and figures/")],
+    train_labels: Annotated[
+        list[Path] | None,
+        typer.Option(help="label file(s); their train split gives the class counts"),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format")] = "nih-cxr-lt",
+    split_file: Annotated[
+        Path | None, typer.Option("--split", help="CSV image,split for the label files")
+    ] = None,
+    train_counts: Annotated[
+        Path | None, typer.Option(help="JSON {class: training count} instead of label files")
+    ] = None,
+    run: Annotated[
+        Path | None, typer.Option(help="run folder: the weight histogram of its first seed")
+    ] = None,
+    k_star: Annotated[float, typer.Option()] = 0.9,
+    percentile: Annotated[float, typer.Option()] = 5.0,
+    alpha: Annotated[float, typer.Option(help="significance level of the Welch tests")] = 0.001,
+) -> None:
+    """The paper's pruning analysis of a store: figures, tables, a self-contained HTML report."""
+    import time
+
+    import numpy as np
+    import torch
+
+    from ml.analysis.report import analyze, write_report
+    from ml.prune import prunable_weights
+
+    started = time.perf_counter()
+    try:
+        opened = PredictionStore.open(store)
+        counts = _train_counts(opened.meta.classes, train_labels, fmt, split_file, train_counts)
+        weights = None
+        if run is not None:
+            seed_dirs = sorted(p for p in run.glob("seed-*") if (p / "model.pt").is_file())
+            if not seed_dirs:
+                raise ValueError(f"no checkpoint in {run}")
+            from ml.train import load_seed_model
+
+            first_seed = int(seed_dirs[0].name.split("-")[1])
+            model, _ = load_seed_model(
+                run, first_seed, len(opened.meta.classes), torch.device("cpu")
+            )
+            weights = [np.asarray(p.detach().numpy()) for _, p in prunable_weights(model)]
+        result = analyze(
+            opened, counts, k_star=k_star, percentile=percentile, alpha=alpha, weights=weights
+        )
+    except (StoreError, ValueError, FileNotFoundError) as exc:
+        raise fail(str(exc)) from exc
+    page = write_report(result, out)
+    o, f = result.overall, result.forgettability
+    console.print(f"first significant mAP drop at k = {o.first_significant_k} (Welch, P < {alpha})")
+    rho = f.first_k_vs_freq.spearman_rho
+    console.print(
+        f"forgettability vs log train frequency: rho = {rho if rho is None else round(rho, 3)}"
+    )
+    console.print(
+        f"wrote {page} and {out / 'analysis.json'} in {time.perf_counter() - started:.1f} s"
+    )
+
+
+def _train_counts(
+    classes: tuple[str, ...],
+    label_files: list[Path] | None,
+    fmt: str,
+    split_file: Path | None,
+    counts_json: Path | None,
+) -> list[int]:
+    if counts_json is not None:
+        data = json.loads(counts_json.read_text())
+        missing = [c for c in classes if c not in data]
+        if missing:
+            raise ValueError(f"{counts_json.name} lacks counts for: {', '.join(missing)}")
+        return [int(data[c]) for c in classes]
+    if not label_files:
+        raise ValueError(
+            "give the training label counts: --train-labels FILE ... or --train-counts counts.json"
+        )
+    if fmt not in LABEL_FORMATS:
+        raise ValueError(f"--format must be one of {', '.join(LABEL_FORMATS)}")
+    table = require_ok(read_labels(fmt, label_files, split_file=split_file))
+    train = [r for r in table.records if r.split == "train"]
+    if not train:
+        raise ValueError("the label files have no train split")
+    index = {c: i for i, c in enumerate(table.classes)}
+    missing = [c for c in classes if c not in index]
+    if missing:
+        raise ValueError(f"the label files lack the store's classes: {', '.join(missing)}")
+    return [sum(r.labels[index[c]] for r in train) for c in classes]

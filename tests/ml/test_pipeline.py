@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import json
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +149,19 @@ def test_nih_mini_end_to_end(shared_data: Path, tmp_path: Path, env_settings: Se
     assert r.exit_code == 0, r.output
     rows = parse_pieset_csv((tmp_path / "pies.csv").read_text()).rows
     assert len(rows) == 210 and 9 <= sum(row.is_pie for row in rows) <= 15
+    # the pruning analysis of the real population, end to end
+    r = runner.invoke(cli, ["ml", "report", str(tmp_path / "store"), "--out", str(tmp_path / "report"),
+                            "--train-labels", str(mini / "Data_Entry_2017_subset.csv"), "--format", "chestxray14",
+                            "--split", str(mini / "split.csv"), "--run", str(tmp_path / "run")])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    analysis = json.loads((tmp_path / "report" / "analysis.json").read_text())
+    assert analysis["shape"] == {"seeds": 3, "sparsities": 20, "images": 210, "classes": 15}
+    hernia = next(c for c in analysis["forgettability"]["classes"] if c["name"] == "Hernia")
+    assert (
+        hernia["test_count"] == 0 and hernia["value_at_max"] is None
+    )  # no test positives: no curve
+    assert analysis["weight_histogram"]["counts"]
+    assert (tmp_path / "report" / "report.html").stat().st_size > 50_000
     # the PIE set goes straight into a study database
     r = runner.invoke(cli, ["dataset", "import", "--name", "nih-mini", *data])
     assert r.exit_code == 0, r.output

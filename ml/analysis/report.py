@@ -1,0 +1,218 @@
+"""The whole analysis of a prediction store: numbers (JSON), figures, a self-contained HTML report."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ml.analysis import figures
+from ml.analysis.core import (
+    Forgettability,
+    Overall,
+    Pairs,
+    PieCharacteristics,
+    forgettability,
+    overall,
+    pairs,
+    pie_characteristics,
+    weight_histogram,
+)
+from ml.fileio import atomic_write_text
+from ml.metrics import average_precision
+from ml.pies import PieSetResult, find_pies, pie_scores
+from ml.store import PredictionStore
+
+
+@dataclass(frozen=True)
+class Analysis:
+    store: PredictionStore
+    ap: np.ndarray
+    overall: Overall
+    forgettability: Forgettability
+    pairs: Pairs
+    pies: PieSetResult
+    characteristics: PieCharacteristics
+    weight_hist: tuple[np.ndarray, np.ndarray] | None
+
+
+def analyze(
+    store: PredictionStore, train_counts: Sequence[int], *, k_star: float = 0.9, percentile: float = 5.0,
+    alpha: float = 0.001, weights: Sequence[np.ndarray] | None = None,
+) -> Analysis:  # fmt: skip
+    classes = store.meta.classes
+    if len(train_counts) != len(classes):
+        raise ValueError(f"{len(train_counts)} training counts for {len(classes)} classes")
+    labels = np.asarray(store.labels)
+    ap = average_precision(labels, store.predictions)
+    o = overall(ap, store.meta.sparsities, alpha)
+    f = forgettability(
+        ap, store.meta.sparsities, classes, train_counts, labels.sum(axis=0).tolist()
+    )
+    p = pairs(f.curves, labels, classes)
+    pies = find_pies(
+        pie_scores(store.predictions, store.meta.sparsities, k_star),
+        store.meta.image_ids,
+        percentile,
+    )
+    c = pie_characteristics(labels, pies.is_pie, classes)
+    hist = weight_histogram(weights) if weights else None
+    return Analysis(store, ap, o, f, p, pies, c, hist)
+
+
+def _num(x: Any) -> Any:
+    if x is None:
+        return None
+    if isinstance(x, np.ndarray):
+        return [_num(v) for v in x.tolist()]
+    if isinstance(x, list | tuple):
+        return [_num(v) for v in x]
+    if isinstance(x, float | np.floating):
+        return None if math.isnan(float(x)) else float(x)
+    return x
+
+
+def to_json(a: Analysis) -> dict[str, Any]:
+    m = a.store.meta
+    o, f, p, c = a.overall, a.forgettability, a.pairs, a.characteristics
+    return {
+        "created_at": datetime.now(UTC).isoformat(),
+        "store": str(a.store.path),
+        "dataset": m.dataset,
+        "shape": {
+            "seeds": len(m.seeds),
+            "sparsities": len(m.sparsities),
+            "images": len(m.image_ids),
+            "classes": len(m.classes),
+        },
+        "classes": list(m.classes),
+        "sparsities": list(m.sparsities),
+        "ap": {
+            "note": "AP[s, k, c]; null where a class has no test positives",
+            "values": _num(a.ap),
+        },
+        "overall": {
+            "map_per_seed_and_k": _num(o.map_grid),
+            "median_map": _num(o.median_map),
+            "welch": [vars(w) | {"t": _num(w.t), "p": _num(w.p)} for w in o.welch],
+            "alpha": o.alpha,
+            "first_significant_k": o.first_significant_k,
+        },
+        "forgettability": {
+            "curves": {cls.name: _num(f.curves[:, i]) for i, cls in enumerate(f.classes)},
+            "classes": [vars(cls) for cls in f.classes],
+            "first_k_below_20pct_vs_log_train_freq": vars(f.first_k_vs_freq),
+            f"value_at_{f.max_k:g}_vs_log_train_freq": vars(f.value_at_max_vs_freq),
+        },
+        "pairs": {
+            "rows": [
+                {
+                    "a": x,
+                    "b": y,
+                    "fcd": float(d),
+                    "dlogfreq": float(g),
+                    "iou": float(i),
+                    "iou_quarter": float(i**0.25),
+                }
+                for x, y, d, g, i in zip(p.a, p.b, p.fcd, p.dlogfreq, p.iou, strict=True)
+            ],
+            "ols": vars(p.ols) if p.ols else None,
+        },
+        "pies": a.pies.summary(),
+        "pie_characteristics": {
+            "class_ratio": dict(zip(c.classes, _num(c.class_ratio), strict=True)),
+            "findings_ratio": dict(zip(c.finding_bins, _num(c.bin_ratio), strict=True)),
+            "n_pies": c.n_pies,
+            "n_non_pies": c.n_non_pies,
+        },
+        "weight_histogram": {"counts": _num(a.weight_hist[0]), "edges": _num(a.weight_hist[1])}
+        if a.weight_hist
+        else None,
+    }
+
+
+def _fmt(x: Any, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "&ndash;"
+    if isinstance(x, float):
+        return f"{x:.{digits}g}" if abs(x) < 1e-3 and x != 0 else f"{x:.{digits}f}"
+    return html.escape(str(x))
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{h}</th>" for h in header)  # headers are ours, entities allowed
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def write_report(a: Analysis, out: Path) -> Path:
+    """out/report.html (figures embedded), out/analysis.json, out/figures/*.png|svg."""
+    fig_dir = out / "figures"
+    pngs = [
+        figures.fig1_overall(a.overall, a.weight_hist, fig_dir),
+        figures.fig2_curves(a.forgettability, a.store.meta.sparsities, fig_dir),
+        figures.fig3_vs_frequency(a.forgettability, fig_dir),
+        figures.fig4_pairs(a.pairs, fig_dir),
+        figures.fig5_pies(a.characteristics, fig_dir),
+    ]
+    data = to_json(a)
+    atomic_write_text(out / "analysis.json", json.dumps(data, indent=1))
+    img = {p.stem: base64.b64encode(p.read_bytes()).decode() for p in pngs}
+    o, f, p, c = a.overall, a.forgettability, a.pairs, a.characteristics
+    ols = ""
+    if p.ols:
+        ols = _table(
+            ["term", "coef", "SE", "P"],
+            list(zip(p.ols.names, p.ols.coef, p.ols.se, p.ols.p, strict=True)),
+        )
+        ols += f"<p>R² = {p.ols.r_squared:.3f}, n = {p.ols.n} class pairs</p>"
+    corr = [
+        ["first k below &minus;20%", *(_vals(f.first_k_vs_freq))],
+        [f"value at {f.max_k:.0%}", *(_vals(f.value_at_max_vs_freq))],
+    ]
+    sections = [
+        ("Q1 · overall", f"<p>First sparsity with a significant mAP drop (Welch, P &lt; {o.alpha}): "
+         f"<b>{_fmt(o.first_significant_k)}</b></p>"
+         + _table(["k", "median mAP", "mean dense", "mean pruned", "t", "P"],
+                  [[w.k, o.median_map[i], w.mean_dense, w.mean_pruned, w.t, w.p] for i, w in enumerate(o.welch)]),
+         "fig1_map_and_weights"),
+        ("Q2 · forgettability by class", _table(
+            ["class", "train n", "test n", "first k below &minus;20%", f"change at {f.max_k:.0%}"],
+            [[x.name, x.train_count, x.test_count, x.first_k_below, x.value_at_max] for x in f.classes])
+         + "<h3>vs log training frequency</h3>" + _table(["measure", "n", "Pearson r", "P", "Spearman &rho;", "P"], corr),
+         "fig2_forgettability_curves"),
+        ("Q2 · forgettability vs frequency", "", "fig3_forgettability_vs_frequency"),
+        ("Q3 · pairs of classes", "<p>OLS: FCD ~ |&Delta;log freq| + IoU^&frac14; + |&Delta;log freq| &times; IoU^&frac14;</p>" + ols, "fig4_fcd"),
+        ("Q4 · PIE characteristics", f"<p>{c.n_pies} PIEs, {c.n_non_pies} non-PIEs (k* = {a.pies.k_star}, "
+         f"{a.pies.percentile:g}th percentile, threshold {a.pies.threshold:.4f}; "
+         f"{len(a.pies.undefined_ids)} undefined scores)</p>"
+         + _table(["class", "PIE / non-PIE prevalence"], list(zip(c.classes, c.class_ratio, strict=True)))
+         + _table(["findings", "ratio"], list(zip(c.finding_bins, c.bin_ratio, strict=True))),
+         "fig5_pie_characteristics"),
+    ]  # fmt: skip
+    body = "".join(
+        f"<section><h2>{html.escape(t)}</h2>{content}<img alt='{html.escape(t)}' src='data:image/png;base64,{img[name]}'></section>"
+        for t, content, name in sections
+    )
+    m = a.store.meta
+    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>piestudy analysis · {html.escape(m.dataset)}</title>
+<style>body{{font:14px/1.5 system-ui,sans-serif;max-width:1100px;margin:2rem auto;padding:0 1rem;color:#222}}
+table{{border-collapse:collapse;margin:.5rem 0}}td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}
+td:first-child,th:first-child{{text-align:left}}img{{max-width:100%}}section{{margin-bottom:2.5rem}}</style></head><body>
+<h1>Pruning analysis · {html.escape(m.dataset)}</h1>
+<p>{len(m.seeds)} seeds &times; {len(m.sparsities)} sparsities &times; {len(m.image_ids)} images &times; {len(m.classes)} classes.
+Every number is also in <code>analysis.json</code> beside this file.</p>{body}</body></html>"""
+    atomic_write_text(out / "report.html", page)
+    return out / "report.html"
+
+
+def _vals(c: Any) -> list[Any]:
+    return [c.n, c.pearson_r, c.pearson_p, c.spearman_rho, c.spearman_p]
