@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -90,6 +91,25 @@ class WeightRanking:
         return masks
 
 
+def stable_order(score: torch.Tensor) -> torch.Tensor:
+    """Indices that sort non-negative float32 scores ascending, ties by index (a stable sort).
+
+    For non-negative IEEE floats the bit patterns sort like the values, so (bits << 32 | index)
+    is a unique uint64 key whose plain sort is the stable order; numpy sorts it with SIMD
+    instructions, several times faster than a stable comparison sort.
+    """
+    values = score.detach().cpu().float().numpy()
+    if values.size >= 2**32:
+        raise ValueError("too many weights for a 32-bit index")
+    if values.size and float(values.min()) < 0:
+        raise ValueError("scores must be non-negative")
+    keys = (values.view(np.uint32).astype(np.uint64) << np.uint64(32)) | np.arange(
+        values.size, dtype=np.uint64
+    )
+    keys.sort()
+    return torch.from_numpy((keys & np.uint64(0xFFFFFFFF)).astype(np.int64))
+
+
 def rank_weights(
     model: nn.Module, *, method: PruningMethod = "l1", min_keep: float = 0.0, seed: int = 0
 ) -> WeightRanking:
@@ -119,13 +139,13 @@ def rank_weights(
                 protected[offset : offset + size] = True
             else:
                 # the layer's m largest |w| stay (ties: the later index stays, as in the global order)
-                local = torch.sort(flat[offset : offset + size], stable=True).indices
+                local = stable_order(flat[offset : offset + size])
                 protected[offset + local[size - m :]] = True
             offset += size
     free = torch.nonzero(~protected).squeeze(1)
     kept = torch.nonzero(protected).squeeze(1)
-    free_order = free[torch.sort(score[free], stable=True).indices]
-    kept_order = kept[torch.sort(score[kept], stable=True).indices]
+    free_order = free[stable_order(score[free])]
+    kept_order = kept[stable_order(score[kept])]
     order = torch.cat([free_order, kept_order])
     rank = torch.empty_like(order)
     rank[order] = torch.arange(total, dtype=order.dtype)
