@@ -8,6 +8,9 @@ counting such a class as 0 would drag every mAP down by a class that cannot be e
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import numpy.typing as npt
 import torch
@@ -38,7 +41,8 @@ def average_precision(
     flat = s.reshape(-1, n, c)
     positives = [np.flatnonzero(y[:, k]) for k in range(c)]
     out = np.full((flat.shape[0], c), np.nan)
-    for start in range(0, flat.shape[0], blocks):
+
+    def run(start: int) -> None:
         part = np.ascontiguousarray(
             np.asarray(flat[start : start + blocks], dtype=np.float32).transpose(0, 2, 1)
         )
@@ -47,15 +51,21 @@ def average_precision(
             pos = positives[k]
             if pos.size == 0:
                 continue
-            pos_sorted = torch.from_numpy(
-                np.ascontiguousarray(np.sort(part[:, k, pos], axis=1))
-            )  # [b, P]
-            count_ge = n - torch.searchsorted(
-                everything[:, k].contiguous(), pos_sorted, side="left"
+            pos_sorted = np.ascontiguousarray(np.sort(part[:, k, pos], axis=1))  # [b, P] ascending
+            below = torch.searchsorted(
+                everything[:, k].contiguous(), torch.from_numpy(pos_sorted), side="left"
             )
-            tp_ge = pos.size - torch.searchsorted(pos_sorted, pos_sorted, side="left")
-            ap = (tp_ge.double() / count_ge.double()).sum(dim=1) / pos.size
-            out[start : start + part.shape[0], k] = ap.numpy()
+            count_ge = (n - below).numpy()
+            # tp(>= s) = P - (first index of s among the sorted positives): tie-group starts
+            starts = np.ones(pos_sorted.shape, dtype=bool)
+            starts[:, 1:] = pos_sorted[:, 1:] != pos_sorted[:, :-1]
+            first = np.maximum.accumulate(np.where(starts, np.arange(pos.size), 0), axis=1)
+            tp_ge = pos.size - first
+            out[start : start + part.shape[0], k] = (tp_ge / count_ge).sum(axis=1) / pos.size
+
+    # Blocks are independent and numpy's sort releases the GIL: use every core.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        list(pool.map(run, range(0, flat.shape[0], blocks)))
     return np.asarray(out.reshape(*lead, c), dtype=np.float64)
 
 

@@ -36,10 +36,10 @@ def rowwise_spearman(a: npt.ArrayLike, b: npt.ArrayLike) -> FloatArray:
     y = np.asarray(b, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 2:
         raise ValueError(f"need two [N, C] arrays of the same shape, got {x.shape} and {y.shape}")
-    rx = rankdata(x, axis=1)
-    ry = rankdata(y, axis=1)
-    rx -= rx.mean(axis=1, keepdims=True)
-    ry -= ry.mean(axis=1, keepdims=True)
+    # one ranking call for both; average ranks of a row always sum to C(C+1)/2, so centring
+    # subtracts the constant (C+1)/2
+    ranks = rankdata(np.concatenate([x, y]), axis=1) - (x.shape[1] + 1) / 2.0
+    rx, ry = ranks[: len(x)], ranks[len(x) :]
     num = np.einsum("nc,nc->n", rx, ry)
     den = np.sqrt(np.einsum("nc,nc->n", rx, rx) * np.einsum("nc,nc->n", ry, ry))
     with np.errstate(invalid="ignore", divide="ignore"):

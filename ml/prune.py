@@ -130,8 +130,11 @@ def rank_weights(
     else:
         raise ValueError(f"unknown pruning method {method!r}; use l1 or random")
 
-    protected = torch.zeros(total, dtype=torch.bool)
-    if min_keep > 0:
+    if min_keep <= 0:
+        order = stable_order(score)
+        prunable_count = total
+    else:
+        protected = torch.zeros(total, dtype=torch.bool)
         m = math.ceil(min_keep * total)
         offset = 0
         for size in sizes:
@@ -142,14 +145,14 @@ def rank_weights(
                 local = stable_order(flat[offset : offset + size])
                 protected[offset + local[size - m :]] = True
             offset += size
-    free = torch.nonzero(~protected).squeeze(1)
-    kept = torch.nonzero(protected).squeeze(1)
-    free_order = free[stable_order(score[free])]
-    kept_order = kept[stable_order(score[kept])]
-    order = torch.cat([free_order, kept_order])
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(total, dtype=order.dtype)
-    return WeightRanking(names, shapes, order, rank, int(free.numel()), method, min_keep)
+        free = torch.nonzero(~protected).squeeze(1)
+        kept = torch.nonzero(protected).squeeze(1)
+        order = torch.cat([free[stable_order(score[free])], kept[stable_order(score[kept])]])
+        prunable_count = int(free.numel())
+    rank_np = np.empty(total, dtype=np.int64)
+    rank_np[order.numpy()] = np.arange(total, dtype=np.int64)
+    rank = torch.from_numpy(rank_np)
+    return WeightRanking(names, shapes, order, rank, prunable_count, method, min_keep)
 
 
 def pruned_models(
@@ -164,22 +167,22 @@ def pruned_models(
     if list(sparsities) != sorted(sparsities):
         raise ValueError("sparsities must be increasing")
     pruned = copy.deepcopy(model)
-    params = dict(prunable_weights(pruned))
-    starts = [0]
-    for size in ranking.sizes:
-        starts.append(starts[-1] + size)
-    boundaries = torch.tensor(starts[1:])
+    # Make every prunable weight a view into one flat buffer: a pruning step is then one scatter.
+    params = prunable_weights(pruned)
+    if tuple(n for n, _ in params) != ranking.names:
+        raise ValueError("the ranking was made for a different model")
+    with torch.no_grad():
+        flat = torch.cat([p.detach().reshape(-1) for _, p in params])
+        offset = 0
+        for _, p in params:
+            p.data = flat[offset : offset + p.numel()].view_as(p)
+            offset += p.numel()
     done = 0
     with torch.no_grad():
         for k in sparsities:
             n = ranking.count(k)
-            step = ranking.order[done:n]
-            if step.numel():
-                layer_of = torch.bucketize(step, boundaries, right=True)
-                for layer in torch.unique(layer_of).tolist():
-                    name = ranking.names[layer]
-                    local = step[layer_of == layer] - starts[layer]
-                    params[name].view(-1)[local] = 0.0
+            if n > done:
+                flat[ranking.order[done:n]] = 0.0
             done = n
             yield k, pruned
 
