@@ -31,9 +31,10 @@ test-sqlite: install
 	$(UV) run pytest -m "not postgres" -p no:cacheprovider
 
 # Every test that touches a database, again on PostgreSQL (a fresh database is created next to
-# PG_TEST_URL's). tests/ml never opens a database, so running it twice would prove nothing.
+# PG_TEST_URL's). tests/ml never opens a database, and the browser tests (tests/e2e, run in the
+# SQLite pass) exercise the pages, not the database, so running them twice would prove nothing.
 test-postgres: install
-	PIESTUDY_TEST_DATABASE_URL=$(PG_TEST_URL) $(UV) run pytest -p no:cacheprovider --ignore=tests/ml
+	PIESTUDY_TEST_DATABASE_URL=$(PG_TEST_URL) $(UV) run pytest -p no:cacheprovider --ignore=tests/ml --ignore=tests/e2e
 
 test: lint typecheck test-sqlite test-postgres
 

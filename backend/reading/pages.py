@@ -1,4 +1,4 @@
-"""Reader HTML routes: the invitation link and the welcome page."""
+"""Reader HTML routes: the invitation link, the welcome page, the case page, the end page."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from backend.db import SessionDep
 from backend.reading import service
 from backend.reading.deps import READER_COOKIE
 from backend.reading.router import set_reader_cookie
+from backend.studies.models import Reader
 from backend.templating import templates
 
 router = APIRouter(include_in_schema=False)
@@ -29,8 +30,7 @@ def invitation(token: str, request: Request, session: SessionDep) -> Response:
     return response
 
 
-@router.get("/read", response_class=HTMLResponse)
-def welcome(request: Request, session: SessionDep) -> Response:
+def _reader_or_page(request: Request, session: SessionDep) -> Reader | Response:
     token = request.cookies.get(READER_COOKIE)
     reader = service.reader_for_session(session, token) if token else None
     if reader is None:
@@ -40,6 +40,34 @@ def welcome(request: Request, session: SessionDep) -> Response:
             {"message": "Open the invitation link you were sent to start or resume reading."},
             status_code=401,
         )
-    return templates.TemplateResponse(
-        request, "reader/welcome.html", {"me": service.me(session, reader)}
-    )
+    return reader
+
+
+@router.get("/read", response_class=HTMLResponse)
+def welcome(request: Request, session: SessionDep) -> Response:
+    reader = _reader_or_page(request, session)
+    if isinstance(reader, Response):
+        return reader
+    me = service.me(session, reader)
+    return templates.TemplateResponse(request, "reader/welcome.html", {"me": me})
+
+
+@router.get("/read/cases/{position}", response_class=HTMLResponse)
+def case_page(position: int, request: Request, session: SessionDep) -> Response:
+    reader = _reader_or_page(request, session)
+    if isinstance(reader, Response):
+        return reader
+    me = service.me(session, reader)
+    if not 1 <= position <= me.progress.total:
+        return RedirectResponse("/read", status_code=303)
+    context = {"me": me, "position": position, "questions": service.QUESTIONS}
+    return templates.TemplateResponse(request, "reader/case.html", context)
+
+
+@router.get("/read/done", response_class=HTMLResponse)
+def done_page(request: Request, session: SessionDep) -> Response:
+    reader = _reader_or_page(request, session)
+    if isinstance(reader, Response):
+        return reader
+    me = service.me(session, reader)
+    return templates.TemplateResponse(request, "reader/done.html", {"me": me})

@@ -7,9 +7,9 @@ import hmac
 import mimetypes
 import os
 from email.utils import format_datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from backend.config import Settings
@@ -78,16 +78,27 @@ def get_case(position: Position, session: SessionDep, reader: CurrentReader) -> 
 
 @router.get("/cases/{position}/image", response_class=FileResponse)
 def case_image(
-    position: Position, request: Request, session: SessionDep, reader: CurrentReader
+    position: Position,
+    request: Request,
+    session: SessionDep,
+    reader: CurrentReader,
+    size: Annotated[
+        Literal["full", "display"], Query(description="display: at most 1024 px")
+    ] = "full",
 ) -> Response:
     settings: Settings = request.app.state.settings
-    path = service.case_image_path(session, reader, position)
+    if size == "display":
+        path = service.case_display_path(session, reader, position, settings.resolved_media_dir)
+    else:
+        path = service.case_image_path(session, reader, position)
     study = service.reader_study(session, reader)
     stat = os.stat(path)
     # An opaque validator: it changes when the file does, and says nothing about the image.
     key = settings.secret_key.get_secret_value().encode()
     mac = hmac.new(
-        key, f"{reader.id}:{position}:{stat.st_size}:{stat.st_mtime_ns}".encode(), hashlib.sha256
+        key,
+        f"{reader.id}:{position}:{size}:{stat.st_size}:{stat.st_mtime_ns}".encode(),
+        hashlib.sha256,
     )
     etag = f'"{mac.hexdigest()[:32]}"'
     headers = {

@@ -228,3 +228,19 @@ def test_image_etag_is_opaque_and_revalidates(
     again = c.get("/api/reader/cases/1/image", headers={"if-none-match": etag})
     assert again.status_code == 304 and again.content == b""
     assert json.dumps(dict(r.headers)).count(".png") == 0
+
+
+def test_display_copy_is_made_once_and_smaller(
+    app: FastAPI, make_study: Callable[..., StudySetup], settings: Any
+) -> None:
+    c = make_study().reader_client(app, 0)
+    display = c.get("/api/reader/cases/1/image?size=display")
+    full = c.get("/api/reader/cases/1/image")
+    assert display.status_code == full.status_code == 200
+    assert display.headers["etag"] != full.headers["etag"]
+    copies = list((settings.resolved_media_dir / "display").glob("*.png"))
+    assert len(copies) == 1
+    made = copies[0].stat().st_mtime_ns
+    assert c.get("/api/reader/cases/1/image?size=display").content == display.content
+    assert copies[0].stat().st_mtime_ns == made  # made once, reused
+    assert c.get("/api/reader/cases/1/image?size=huge").status_code == 422
