@@ -20,6 +20,7 @@ from backend.piesets.router import router as piesets_router
 from backend.reading.pages import router as reading_pages
 from backend.reading.router import router as reading_router
 from backend.stats.router import router as stats_router
+from backend.studies.pages import router as studies_pages
 from backend.studies.router import router as studies_router
 from backend.templating import STATIC_DIR
 
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reading_router,
         stats_router,
         reading_pages,
+        studies_pages,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -1,0 +1,81 @@
+"""The coordinator in a real browser: sign in, create a study, enroll 6 readers, export, statistics."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy.orm import Session
+
+from backend.auth.models import Role
+from tests.e2e.conftest import LiveServer, screenshot
+from tests.factories import PASSWORD, make_dataset, make_pie_set, make_user
+
+
+def answer_some(url: str, rng: random.Random, cases: int) -> None:
+    """A reader answering through the live API, as their browser would."""
+    with httpx.Client(base_url=url.split("/r/")[0], follow_redirects=True) as c:
+        assert c.get("/r/" + url.split("/r/")[1]).status_code == 200
+        for position in range(1, cases + 1):
+            body = {"answer_id": f"{rng.getrandbits(64):016x}", "agree": rng.random() < 0.6,
+                    "quality": rng.randint(1, 5), "difficulty": rng.randint(1, 5), "active_seconds": 12.0}  # fmt: skip
+            assert c.post(f"/api/reader/cases/{position}/answer", json=body).status_code == 200
+
+
+def test_coordinator_creates_enrolls_exports_and_reads_statistics(
+    page: Any, live_server: LiveServer, session: Session, tmp_path: Path
+) -> None:
+    ds = make_dataset(session, tmp_path, 300)
+    make_pie_set(session, ds, n_pies=130, name="k90-p5")
+    make_user(session, "coco", Role.coordinator)
+    session.commit()
+
+    page.goto(f"{live_server.url}/studies")
+    page.wait_for_url("**/login")
+    page.fill("input[name=username]", "coco")
+    page.fill("input[name=password]", "wrong-password")
+    page.click("button[type=submit]")
+    assert "wrong username or password" in page.inner_text("[role=alert]")
+    screenshot(page, "coordinator-login")
+    page.fill("input[name=username]", "coco")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/studies")
+    page.fill("input[name=name]", "Radiologist study")
+    page.fill("input[name=seed]", "42")
+    page.wait_for_function(
+        "document.getElementById('preview').textContent.includes('20 PIEs + 20 non-PIEs')"
+    )
+    screenshot(page, "coordinator-studies")
+    page.click("#create-study button[type=submit]")
+    page.wait_for_url("**/studies/*")
+    assert "Radiologist study" in page.inner_text("h1") and page.inner_text("#status") == "draft"
+
+    page.fill("textarea[name=names]", "\n".join(f"Dr {c}" for c in "ABCDEF"))
+    page.click("#enroll button[type=submit]")
+    page.wait_for_selector("#links input")
+    links = [page.input_value(f"#links p:nth-child({i}) input") for i in range(1, 7)]
+    assert all(link.startswith(f"{live_server.url}/r/") for link in links)
+    page.click("[data-status=open]")
+    page.wait_for_function("document.getElementById('status').textContent === 'open'")
+
+    rng = random.Random(5)
+    for link in links:
+        answer_some(link, rng, 10)
+    page.reload()
+    rows = page.query_selector_all("#progress tbody tr")
+    assert len(rows) == 6 and all("10 / 40" in r.inner_text() for r in rows)
+    stats = page.inner_text("#stats")
+    assert "Kruskal-Wallis" in stats and "needs at least" not in stats
+    assert page.query_selector_all("#fig6 rect") and len(page.query_selector_all("#fig6 rect")) == 6
+    screenshot(page, "coordinator-study")
+
+    with page.expect_download() as download:
+        page.click("text=Export long CSV")
+    text = Path(download.value.path()).read_text()
+    assert text.count("\n") == 1 + 6 * 40 * 3 and text.startswith("study_id,study,reader_id")
+
+    page.click("[data-status=closed]")
+    page.wait_for_function("document.getElementById('status').textContent === 'closed'")
