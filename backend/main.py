@@ -16,6 +16,7 @@ from backend.config import Settings, get_settings
 from backend.datasets.router import router as datasets_router
 from backend.db import make_engine, make_sessionmaker
 from backend.errors import install_error_handlers
+from backend.piesets.pages import router as piesets_pages
 from backend.piesets.router import router as piesets_router
 from backend.reading.pages import router as reading_pages
 from backend.reading.router import router as reading_router
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stats_router,
         reading_pages,
         studies_pages,
+        piesets_pages,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -58,3 +58,13 @@ def image_ids_by_external(session: Session, dataset_id: int) -> dict[str, int]:
         select(Image.external_id, Image.id).where(Image.dataset_id == dataset_id)
     ).all()
     return {ext: image_id for ext, image_id in rows}
+
+
+def get_image(session: Session, image_id: int) -> Image | None:
+    return session.get(Image, image_id)
+
+
+def images_by_ids(session: Session, ids: list[int]) -> Sequence[Image]:
+    if not ids:
+        return []
+    return session.scalars(select(Image).where(Image.id.in_(ids))).all()

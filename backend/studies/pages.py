@@ -49,7 +49,8 @@ def login(
         return templates.TemplateResponse(
             request, "coordinator/login.html", {"error": exc.message}, status_code=401
         )
-    response = RedirectResponse("/studies", status_code=303)
+    home = "/research" if issued.user.role == Role.researcher else "/studies"
+    response = RedirectResponse(home, status_code=303)
     response.set_cookie(
         SESSION_COOKIE, issued.token, max_age=settings.session_hours * 3600, httponly=True,
         samesite="strict", secure=settings.env == "production",
