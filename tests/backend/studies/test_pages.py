@@ -15,7 +15,8 @@ def signed_in(app: FastAPI, users: Users, name: str, role: Role) -> TestClient:
     users.create(name, role)
     c = TestClient(app)
     r = c.post("/login", data={"username": name, "password": PASSWORD}, follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/studies"
+    home = "/research" if role == Role.researcher else "/studies"
+    assert r.status_code == 303 and r.headers["location"] == home
     return c
 
 
