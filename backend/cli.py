@@ -214,14 +214,24 @@ def pieset_import(
     parameters: Annotated[
         str | None, typer.Option(help='JSON object, e.g. {"k_star": 0.9}')
     ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="folder (or report.html) from `piestudy ml report`")
+    ] = None,
 ) -> None:
-    """Import a PIE set (frozen once created)."""
+    """Import a PIE set (frozen once created), optionally with its analysis report."""
     from backend.piesets import service as piesets_service
 
     if not file.is_file():
         err.print(f"[red]error:[/red] --file: not found: {file}")
         raise typer.Exit(2)
     params = json.loads(parameters) if parameters else {}
+    report_html = None
+    if report is not None:
+        report_file = report / "report.html" if report.is_dir() else report
+        if not report_file.is_file():
+            err.print(f"[red]error:[/red] --report: no report.html at {report}")
+            raise typer.Exit(2)
+        report_html = report_file.read_bytes()
     with session_scope() as session:
         ds = datasets_service.find_dataset(session, dataset)
         pie_set = piesets_service.import_pie_set(
@@ -231,6 +241,8 @@ def pieset_import(
             csv_bytes=file.read_bytes(),
             source_name=file.name,
             parameters=params,
+            report_html=report_html,
+            media_dir=get_settings().resolved_media_dir,
         )
         console.print(
             f"imported PIE set {pie_set.name!r} v{pie_set.version} (id {pie_set.id}): "

@@ -79,8 +79,25 @@ def pie_set_page(pie_set_id: int, request: Request, session: SessionDep) -> Resp
         "user": user, "pie_set": pie_set, "dataset": dataset, "thumbs": thumbs, "hist": hist,
         "hist_max": max((c for *_, c in hist), default=1) or 1, "threshold": threshold,
         "n_scores": len(scores), "undefined": len(members) - len(scores),
+        "has_report": service.report_path(pie_set, request.app.state.settings.resolved_media_dir) is not None,
     }  # fmt: skip
     return templates.TemplateResponse(request, "research/pieset.html", context)
+
+
+@router.get("/research/piesets/{pie_set_id}/report", response_class=HTMLResponse)
+def pie_set_report(pie_set_id: int, request: Request, session: SessionDep) -> Response:
+    if _researcher(request, session) is None:
+        return RedirectResponse("/login", status_code=303)
+    try:
+        pie_set = service.get_pie_set(session, pie_set_id)
+    except AppError:
+        return Response(status_code=404)
+    path = service.report_path(pie_set, request.app.state.settings.resolved_media_dir)
+    if path is None:
+        return Response("This PIE set has no analysis report.", status_code=404)
+    return FileResponse(
+        path, media_type="text/html", headers={"cache-control": "private, no-cache"}
+    )
 
 
 @router.get("/research/images/{image_id}/thumbnail")

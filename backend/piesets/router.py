@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 
 from backend.auth.deps import DataReader, ResearcherUser
 from backend.db import SessionDep
@@ -35,14 +35,19 @@ def list_pie_sets(
 
 @router.post("/import", response_model=PieSetRead, status_code=201)
 async def import_pie_set(
+    request: Request,
     session: SessionDep,
     user: ResearcherUser,
     dataset_id: Annotated[int, Form()],
     name: Annotated[str, Form(min_length=1, max_length=200)],
     file: Annotated[UploadFile, File(description="CSV image,is_pie,score[,rank]")],
     parameters: Annotated[str | None, Form(description="JSON object")] = None,
+    report: Annotated[
+        UploadFile | None, File(description="report.html of `piestudy ml report`")
+    ] = None,
 ) -> PieSetRead:
     data = await file.read(service.MAX_CSV_BYTES + 1)
+    report_html = await report.read(service.MAX_REPORT_BYTES + 1) if report is not None else None
     pie_set = service.import_pie_set(
         session,
         dataset_id=dataset_id,
@@ -51,6 +56,8 @@ async def import_pie_set(
         source_name=file.filename or "pieset.csv",
         parameters=_json_object(parameters, "parameters"),
         created_by_id=user.id,
+        report_html=report_html,
+        media_dir=request.app.state.settings.resolved_media_dir,
     )
     return PieSetRead.model_validate(pie_set)
 

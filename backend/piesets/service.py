@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -44,6 +46,8 @@ def import_pie_set(
     parameters: dict[str, Any] | None = None,
     provenance: dict[str, Any] | None = None,
     created_by_id: int | None = None,
+    report_html: bytes | None = None,
+    media_dir: Path | None = None,
 ) -> PieSet:
     dataset = get_dataset(session, dataset_id)
     if len(csv_bytes) > MAX_CSV_BYTES:
@@ -78,6 +82,9 @@ def import_pie_set(
     if problems:
         raise ImportRejectedError(f"PIE set {name!r}", problems)
 
+    report_name = None
+    if report_html is not None:
+        report_name = _keep_report(report_html, media_dir)
     pie_set = PieSet(
         dataset_id=dataset.id,
         name=name,
@@ -88,6 +95,7 @@ def import_pie_set(
             "source": source_name,
             "sha256": hashlib.sha256(csv_bytes).hexdigest(),
             "undefined_scores": sum(r.score is None for r in rows),
+            **({"report": report_name} if report_name else {}),
         },
         member_count=len(rows),
         pie_count=sum(r.is_pie for r in rows),
@@ -108,6 +116,37 @@ def import_pie_set(
         ),
     )
     return pie_set
+
+
+MAX_REPORT_BYTES = 64 * 1024 * 1024
+
+
+def _keep_report(html: bytes, media_dir: Path | None) -> str:
+    """Keep a self-contained analysis report (report.html of `piestudy ml report`) in the media
+    folder; its file name goes into the PIE set's provenance when the set is created."""
+    if media_dir is None:
+        raise InvalidInputError("report: no media folder is configured to keep it in")
+    if len(html) > MAX_REPORT_BYTES:
+        raise InvalidInputError(f"report: larger than {MAX_REPORT_BYTES // (1024 * 1024)} MiB")
+    if not html.lstrip()[:15].lower().startswith(b"<!doctype html"):
+        raise InvalidInputError(
+            "report: not an HTML report (give the report.html of `piestudy ml report`)"
+        )
+    name = f"{uuid.uuid4().hex}.html"
+    target = media_dir / "reports" / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    tmp.write_bytes(html)
+    tmp.replace(target)
+    return name
+
+
+def report_path(pie_set: PieSet, media_dir: Path) -> Path | None:
+    name = pie_set.provenance.get("report")
+    if not isinstance(name, str) or "/" in name or not name.endswith(".html"):
+        return None
+    path = media_dir / "reports" / name
+    return path if path.is_file() else None
 
 
 def get_pie_set(session: Session, pie_set_id: int) -> PieSet:

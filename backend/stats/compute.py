@@ -1,6 +1,8 @@
 """Reader-study statistics: pure functions, numpy arrays in, frozen dataclasses out.
 
-Kruskal-Wallis H is tie-corrected and equals scipy.stats.kruskal. The effect size is
+Kruskal-Wallis H is tie-corrected and equals scipy.stats.kruskal. One documented difference: when
+groups have identical rank sums, H is exactly 0; floating point can put it slightly below 0 (about -1e-13), where
+scipy reports P = NaN. H cannot be negative, so it is clamped at 0 here, and P = 1. The effect size is
 epsilon squared, E2 = H / ((n^2 - 1) / (n + 1)) = H / (n - 1) (Tomczak & Tomczak 2014), with a
 percentile bootstrap CI from resampling within each group (stratified), seeded explicitly.
 """
@@ -84,8 +86,9 @@ def kruskal_wallis(groups: Sequence[Array]) -> KruskalWallis:
     h = (
         12.0 / (n * (n + 1)) * float(np.sum(rank_sums**2 / np.array(sizes))) - 3.0 * (n + 1)
     ) / correction
+    h = max(float(h), 0.0)  # rounding can give about -1e-13 when the rank sums agree exactly
     df = len(arrays) - 1
-    return KruskalWallis(h=float(h), df=df, p=float(chi2.sf(h, df)))
+    return KruskalWallis(h=h, df=df, p=float(chi2.sf(h, df)))
 
 
 def epsilon_squared(h: float, n: int) -> float:

@@ -99,5 +99,7 @@ def study(study_id: int, request: Request, session: SessionDep) -> Response:
         "progress": service.progress(session, item),
         "stats": stats_service.study_stats(session, item, n_boot=1000),
         "pie_set": piesets_service.get_pie_set(session, item.pie_set_id),
+        # tests ask for a quicker refresh with ?refresh_ms=...
+        "refresh_ms": max(500, min(int(request.query_params.get("refresh_ms", 10000)), 600000)),
     }
     return templates.TemplateResponse(request, "coordinator/study.html", context)

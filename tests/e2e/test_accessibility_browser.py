@@ -95,3 +95,10 @@ def test_every_control_has_an_accessible_name(page: Any, study_links: dict[str, 
         page.keyboard.press("Tab")
         reached.add(page.evaluate("document.activeElement.id || document.activeElement.name || ''"))
     assert {"zoom-in", "invert", "brightness", "agree", "quality", "difficulty", "next"} <= reached
+
+
+def test_invalid_link_page(page: Any, live_server: LiveServer) -> None:
+    page.goto(f"{live_server.url}/r/not-a-valid-invitation-token")
+    assert "This link is not valid" in page.inner_text("h1")
+    assert page.evaluate(UNNAMED_CONTROLS) == []
+    screenshot(page, "reader-invalid-link")

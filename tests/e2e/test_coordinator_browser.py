@@ -61,9 +61,15 @@ def test_coordinator_creates_enrolls_exports_and_reads_statistics(
     page.click("[data-status=open]")
     page.wait_for_function("document.getElementById('status').textContent === 'open'")
 
+    page.goto(page.url + "?refresh_ms=500")
+    assert page.inner_text("#progress tbody tr:first-child td:nth-child(2)") == "0 / 40"
     rng = random.Random(5)
     for link in links:
         answer_some(link, rng, 10)
+    # live progress: the table updates without a reload
+    page.wait_for_function(
+        "[...document.querySelectorAll('#progress tbody tr td:nth-child(2)')].every(td => td.textContent === '10 / 40')"
+    )
     page.reload()
     rows = page.query_selector_all("#progress tbody tr")
     assert len(rows) == 6 and all("10 / 40" in r.inner_text() for r in rows)

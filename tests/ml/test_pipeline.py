@@ -176,10 +176,15 @@ def test_nih_mini_end_to_end(shared_data: Path, tmp_path: Path, env_settings: Se
             "smallcnn-k90",
             "--file",
             str(tmp_path / "pies.csv"),
+            "--report",
+            str(tmp_path / "report"),
         ],
     )
     assert r.exit_code == 0, r.output
     assert "210 images" in r.output
+    kept = list((env_settings.resolved_media_dir / "reports").glob("*.html"))
+    assert len(kept) == 1
+    assert kept[0].read_bytes() == (tmp_path / "report" / "report.html").read_bytes()
 
 
 def test_store_carries_a_per_layer_pruning_report(synth_splits, tmp_path: Path) -> None:

@@ -76,6 +76,22 @@ if (page) {
     try { showLinks(await api("POST", `/api/studies/${id}/readers`, { display_names: names })); e.target.reset(); }
     catch (err) { message(err.message); }
   });
+  // Live progress: refresh the readers table every few seconds without reloading the page.
+  const refresh = async () => {
+    try {
+      for (const r of await api("GET", `/api/studies/${id}/progress`)) {
+        const row = document.querySelector(`#progress tr[data-reader-id="${r.reader_id}"]`);
+        if (!row) continue;
+        row.cells[1].textContent = `${r.done} / ${r.total}`;
+        const bar = row.querySelector("progress");
+        bar.value = r.done;
+        bar.setAttribute("aria-label", `${r.display_name}: ${r.done} of ${r.total}`);
+        row.cells[3].textContent = r.last_activity ? r.last_activity.slice(0, 16).replace("T", " ") : "–";
+        row.cells[4].textContent = r.median_seconds_per_case == null ? "–" : Math.round(r.median_seconds_per_case);
+      }
+    } catch (err) { /* keep the last figures; the next round tries again */ }
+  };
+  setInterval(refresh, Number(page.dataset.refreshMs || 10000));
   document.querySelectorAll("[data-reissue]").forEach((button) => button.addEventListener("click", async () => {
     try { showLinks([await api("POST", `/api/studies/${id}/readers/${button.dataset.reissue}/reissue`)]); }
     catch (err) { message(err.message); }

@@ -55,3 +55,54 @@ def test_readers_cannot_reach_research(app: FastAPI, make_study: Callable[..., S
     reader = make_study().reader_client(app, 0)
     assert reader.get("/research", follow_redirects=False).status_code == 303
     assert reader.get("/research/images/1/thumbnail").status_code == 401
+
+
+def test_analysis_report_attached_to_a_pie_set(
+    app: FastAPI, users: Users, session: Session, tmp_path: Path
+) -> None:
+    from tests.factories import pieset_csv
+
+    ds = make_dataset(session, tmp_path, 40)
+    session.commit()
+    c = sign_in(app, users, "rita", Role.researcher)
+    r = c.post("/api/auth/login", json={"username": "rita", "password": PASSWORD})
+    headers = {"Authorization": f"Bearer {r.json()['token']}"}
+    ids = [f"img_{i:05d}.png" for i in range(40)]
+    report = b"<!doctype html><html><body><h1>Pruning analysis</h1></body></html>"
+    files = {
+        "file": ("pies.csv", pieset_csv(ids, set(ids[:4])), "text/csv"),
+        "report": ("report.html", report, "text/html"),
+    }
+    created = c.post(
+        "/api/piesets/import",
+        data={"dataset_id": str(ds.id), "name": "with-report"},
+        files=files,
+        headers=headers,
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["provenance"]["report"].endswith(".html")
+    page = c.get(f"/research/piesets/{created.json()['id']}").text
+    assert 'id="report-link"' in page
+    served = c.get(f"/research/piesets/{created.json()['id']}/report")
+    assert served.status_code == 200 and b"Pruning analysis" in served.content
+    assert (
+        TestClient(app)
+        .get(f"/research/piesets/{created.json()['id']}/report", follow_redirects=False)
+        .status_code
+        == 303
+    )
+    bad = {
+        "file": ("pies.csv", pieset_csv(ids, set(ids[:4])), "text/csv"),
+        "report": ("report.html", b"MZ\x90\x00", "text/html"),
+    }
+    r = c.post(
+        "/api/piesets/import",
+        data={"dataset_id": str(ds.id), "name": "bad"},
+        files=bad,
+        headers=headers,
+    )
+    assert r.status_code == 422 and "not an HTML report" in r.json()["error"]
+    plain = c.post("/api/piesets/import", data={"dataset_id": str(ds.id), "name": "plain"},
+                   files={"file": ("pies.csv", pieset_csv(ids, set(ids[:4])), "text/csv")}, headers=headers)  # fmt: skip
+    assert "No analysis report attached" in c.get(f"/research/piesets/{plain.json()['id']}").text
+    assert c.get(f"/research/piesets/{plain.json()['id']}/report").status_code == 404
