@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -18,16 +18,15 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from ml.config import TrainConfig
-from ml.data.images import SplitData, load_split
 from ml.data.labels import LABEL_FORMATS, LabelFormatError, read_labels, require_ok
 from ml.data.synth import write_dataset
-from ml.models import create_model, list_models
 from ml.pies import find_pies, pie_scores, write_pie_set
-from ml.predict import PruningConfig, predict_population
-from ml.reference import ReferenceImportError, import_reference
 from ml.store import PredictionStore, StoreError
-from ml.train import train_population
+
+# torch, torchvision and pandas are imported inside the commands that use them, so that the
+# `piestudy` command (db upgrade, serve, imports) starts without loading them.
+if TYPE_CHECKING:
+    from ml.data.images import SplitData
 
 app = typer.Typer(
     help="the PIE engine: data, populations, pruning, predictions, PIEs", no_args_is_help=True
@@ -102,6 +101,8 @@ def import_reference_command(
         err.print(
             "[yellow]note:[/yellow] no --labels CSV given: images will be named by row number"
         )
+    from ml.reference import ReferenceImportError, import_reference
+
     try:
         result = import_reference(
             directory, out, labels_csv=labels, dataset=dataset, overwrite=overwrite
@@ -136,6 +137,8 @@ def _read_split(
 ) -> SplitData:
     if fmt not in LABEL_FORMATS:
         raise fail(f"--format must be one of {', '.join(LABEL_FORMATS)}")
+    from ml.data.images import load_split
+
     try:
         table = require_ok(read_labels(fmt, labels, split_file=split_file))
         bar, update = _progress()
@@ -181,7 +184,7 @@ def train_command(
     fmt: Annotated[str, typer.Option("--format")] = "nih-cxr-lt",
     split_file: Annotated[Path | None, typer.Option("--split", help="CSV image,split")] = None,
     seeds: Annotated[str, typer.Option(help="comma-separated seeds, e.g. 0,1,2")] = "0,1,2",
-    model: Annotated[str, typer.Option(help=f"one of: {', '.join(list_models())}")] = "smallcnn",
+    model: Annotated[str, typer.Option(help="resnet50, resnet18 or smallcnn")] = "smallcnn",
     image_size: Annotated[int, typer.Option()] = 256,
     epochs: Annotated[int, typer.Option(help="most epochs per seed")] = 30,
     patience: Annotated[int, typer.Option(help="early stopping patience (epochs)")] = 3,
@@ -193,6 +196,10 @@ def train_command(
     ] = None,
 ) -> None:
     """Train a population of models (one per seed); finished seeds are skipped."""
+    from ml.config import TrainConfig
+    from ml.models import create_model
+    from ml.train import train_population
+
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
         config = TrainConfig(
@@ -231,6 +238,9 @@ def prune_predict_command(
     overwrite: Annotated[bool, typer.Option()] = False,
 ) -> None:
     """Prune every model of a run at the 20 sparsities and store the predictions."""
+    from ml.config import TrainConfig
+    from ml.predict import PruningConfig, predict_population
+
     seeds = sorted(
         int(p.name.split("-", 1)[1]) for p in run.glob("seed-*") if (p / "history.json").is_file()
     )
