@@ -38,6 +38,13 @@ def current_user(request: Request, session: SessionDep) -> User:
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
+def page_user(request: Request, session: SessionDep, *roles: Role) -> User | None:
+    """The signed-in user for an HTML page if they hold one of the roles (admins always do)."""
+    token = request_token(request)
+    user = service.user_for_token(session, token) if token else None
+    return user if user is not None and service.is_role(user, *roles) else None
+
+
 def require_roles(*roles: Role) -> Callable[[User], User]:
     allowed = ", ".join(sorted({"admin", *roles}))
 

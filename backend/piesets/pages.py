@@ -9,8 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from backend.auth import service as auth_service
-from backend.auth.deps import request_token
+from backend.auth.deps import page_user
 from backend.auth.models import Role, User
 from backend.datasets import repository as datasets_repo
 from backend.datasets import service as datasets_service
@@ -25,9 +24,7 @@ THUMB = 160
 
 
 def _researcher(request: Request, session: SessionDep) -> User | None:
-    token = request_token(request)
-    user = auth_service.user_for_token(session, token) if token else None
-    return user if user is not None and auth_service.is_role(user, Role.researcher) else None
+    return page_user(request, session, Role.researcher)
 
 
 @router.get("/research", response_class=HTMLResponse)

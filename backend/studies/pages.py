@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from backend.auth import service as auth_service
-from backend.auth.deps import SESSION_COOKIE, request_token
+from backend.auth.deps import SESSION_COOKIE, page_user, request_token
 from backend.auth.models import Role, User
 from backend.db import SessionDep
 from backend.errors import AppError
@@ -21,9 +21,7 @@ router = APIRouter(include_in_schema=False)
 
 
 def _user(request: Request, session: SessionDep) -> User | None:
-    token = request_token(request)
-    user = auth_service.user_for_token(session, token) if token else None
-    return user if user is not None and auth_service.is_role(user, Role.coordinator) else None
+    return page_user(request, session, Role.coordinator)
 
 
 def _login_redirect() -> Response:
