@@ -8,7 +8,7 @@ export PIESTUDY_PORT ?= 8000
 
 install:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	$(UV) sync --frozen
+	$(UV) sync --frozen --all-extras
 
 # Until the synthetic demo study exists, `make demo` serves an empty, migrated database.
 demo: install

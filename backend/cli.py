@@ -40,6 +40,10 @@ app.add_typer(dataset_app, name="dataset")
 app.add_typer(pieset_app, name="pieset")
 app.add_typer(study_app, name="study")
 app.add_typer(ml_app, name="ml")
+run_app = typer.Typer(
+    help="PIE regeneration runs (executed by `piestudy worker`)", no_args_is_help=True
+)
+app.add_typer(run_app, name="run")
 
 console = Console()
 err = Console(stderr=True)
@@ -321,6 +325,152 @@ def study_enroll(
         enrolled = studies_service.enroll_readers(session, study, user, reader)
         for e in enrolled:
             console.print(f"{e.reader.display_name}: {invitation_url(get_settings(), e.token)}")
+
+
+@run_app.command("start")
+def run_start(
+    dataset: Annotated[str, typer.Option(help="dataset id or name")],
+    name: Annotated[str, typer.Option(help="PIE set name; the result is its next version")],
+    as_user: Annotated[str, typer.Option("--as", help="researcher (or admin) username")],
+    source: Annotated[str, typer.Option(help="train, store or reference")] = "train",
+    seeds: Annotated[str, typer.Option(help="comma-separated seeds")] = "0,1,2",
+    model: Annotated[str, typer.Option(help="smallcnn, resnet18 or resnet50")] = "smallcnn",
+    image_size: Annotated[int, typer.Option()] = 64,
+    epochs: Annotated[int, typer.Option(help="most epochs per seed")] = 8,
+    k_star: Annotated[float, typer.Option()] = 0.9,
+    percentile: Annotated[float, typer.Option()] = 5.0,
+    min_keep: Annotated[float, typer.Option(help="Global MP per-layer minimum; 0: off")] = 0.0,
+    store: Annotated[Path | None, typer.Option(help="source store: the prediction store")] = None,
+    reference: Annotated[
+        Path | None, typer.Option(help="source reference: the folder of pickles")
+    ] = None,
+    reference_labels: Annotated[
+        Path | None, typer.Option(help="the test label CSV the pickles follow")
+    ] = None,
+    executor: Annotated[str, typer.Option(help="local or ray")] = "local",
+) -> None:
+    """Queue a PIE regeneration run."""
+    from pydantic import ValidationError
+
+    from backend.runs import service as runs_service
+    from backend.runs.schemas import RunCreate
+
+    try:
+        data = RunCreate.model_validate(
+            {
+                "dataset_id": 0, "name": name, "source": source, "executor": executor,
+                "params": {
+                    "seeds": [int(x) for x in seeds.split(",") if x.strip()], "model": model,
+                    "image_size": image_size, "epochs": epochs, "k_star": k_star,
+                    "percentile": percentile, "min_keep": min_keep,
+                    "store_path": str(store.resolve()) if store else None,
+                    "reference_dir": str(reference.resolve()) if reference else None,
+                    "reference_labels": str(reference_labels.resolve()) if reference_labels else None,
+                },
+            }
+        )  # fmt: skip
+    except (ValidationError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    settings = get_settings()
+    # the CLI runs on the server: the paths it names are the operator's own
+    settings = settings.model_copy(
+        update={
+            "import_roots": [
+                *settings.import_roots,
+                *(p.resolve().parent for p in (store, reference, reference_labels) if p),
+            ]
+        }
+    )
+    with session_scope() as session:
+        user = _user(session, as_user)
+        data.dataset_id = datasets_service.find_dataset(session, dataset).id
+        run = runs_service.create_run(session, user, data, settings)
+        console.print(
+            f"queued run {run.id} ({run.source}); follow it with `piestudy run show {run.id}`"
+        )
+
+
+@run_app.command("list")
+def run_list() -> None:
+    """List runs."""
+    from backend.runs import service as runs_service
+
+    with session_scope() as session:
+        table = Table("id", "PIE set", "source", "status", "stage", "progress", "result")
+        for r in runs_service.list_runs(session):
+            table.add_row(
+                str(r.id), r.name, r.source, r.status.value, r.stage, f"{r.progress:.0%}",
+                f"PIE set {r.result_pie_set_id}" if r.result_pie_set_id else "",
+            )  # fmt: skip
+        console.print(table)
+
+
+@run_app.command("show")
+def run_show(run_id: int) -> None:
+    """A run's status, progress, timings and log."""
+    from backend.runs import service as runs_service
+
+    with session_scope() as session:
+        r = runs_service.get_run(session, run_id)
+        console.print(
+            f"run {r.id} {r.name!r}: {r.status.value}, {r.stage} ({r.progress:.0%}), attempts {r.attempts}"
+        )
+        if r.result_pie_set_id:
+            console.print(f"result: PIE set {r.result_pie_set_id}")
+        if r.error:
+            console.print(f"[red]error:[/red] {r.error}")
+        if r.timings:
+            console.print("timings: " + ", ".join(f"{k} {v} s" for k, v in r.timings.items()))
+        console.print(r.log.rstrip(), markup=False, highlight=False)
+
+
+@run_app.command("cancel")
+def run_cancel(run_id: int) -> None:
+    """Cancel a run (a running one stops within seconds)."""
+    from backend.runs import service as runs_service
+
+    with session_scope() as session:
+        r = runs_service.cancel_run(session, run_id)
+        state = "cancelled" if r.status.value == "cancelled" else "asked to stop"
+        console.print(f"run {r.id}: {state}")
+
+
+@app.command()
+def worker(
+    executor: Annotated[
+        str, typer.Option(help="local, or ray (training and inference on a Ray cluster)")
+    ] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster address; unset: a local Ray instance")
+    ] = None,
+    lease: Annotated[
+        float, typer.Option(help="seconds of silence after which a run is re-queued")
+    ] = 30.0,
+    heartbeat: Annotated[float, typer.Option(help="seconds between heartbeats")] = 2.0,
+    poll: Annotated[float, typer.Option(help="seconds between looks at an empty queue")] = 1.0,
+    drain: Annotated[bool, typer.Option(help="exit once no run is queued")] = False,
+) -> None:
+    """Execute queued runs, one at a time, until stopped."""
+    from backend.runs.worker import Worker
+
+    settings = get_settings()
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        w = Worker(
+            make_sessionmaker(engine), settings, executor=executor, ray_address=ray_address,
+            lease_s=lease, heartbeat_s=heartbeat, poll_s=poll, say=lambda line: console.print(line, markup=False, highlight=False),
+        )  # fmt: skip
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    w.install_signal_handlers()
+    console.print(f"worker {w.id} ({executor}) waiting for runs")
+    try:
+        done = w.serve(drain=drain)
+    finally:
+        engine.dispose()
+    console.print(f"worker {w.id}: {done} run(s) executed")
 
 
 def _user(session: Session, username: str) -> User:

@@ -20,6 +20,8 @@ from backend.piesets.pages import router as piesets_pages
 from backend.piesets.router import router as piesets_router
 from backend.reading.pages import router as reading_pages
 from backend.reading.router import router as reading_router
+from backend.runs.pages import router as runs_pages
+from backend.runs.router import router as runs_router
 from backend.stats.router import router as stats_router
 from backend.studies.pages import router as studies_pages
 from backend.studies.router import router as studies_router
@@ -66,9 +68,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         studies_router,
         reading_router,
         stats_router,
+        runs_router,
         reading_pages,
         studies_pages,
         piesets_pages,
+        runs_pages,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

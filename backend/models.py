@@ -5,6 +5,7 @@ from backend.datasets.models import Dataset, Image
 from backend.db import Base
 from backend.piesets.models import PieSet, PieSetMember
 from backend.reading.models import Answer, AnswerRevision, CaseView, ReaderSession
+from backend.runs.models import Run
 from backend.studies.models import Assignment, Reader, Study, StudyCase, StudyMember
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "PieSetMember",
     "Reader",
     "ReaderSession",
+    "Run",
     "Study",
     "StudyCase",
     "StudyMember",

@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import torch
 from torch import nn
 
@@ -71,28 +73,44 @@ def predict_population(
         notes={"made_by": "piestudy ml prune-predict"},
     )
     total = len(seeds) * len(pruning.sparsities)
-    done = 0
+    done = [0]
+
+    def step() -> None:
+        done[0] += 1
+        if progress:
+            progress("prune + predict", done[0], total)
+
     report: dict[str, dict[str, list[dict[str, object]]]] = {}
     with StoreWriter(out, meta, data.labels.numpy().astype("uint8"), overwrite=overwrite) as writer:
         for si, seed in enumerate(seeds):
             model, _ = load_seed_model(run_dir, seed, len(data.classes), dev)
-            ranking = rank_weights(
-                model, method=pruning.method, min_keep=pruning.min_keep, seed=seed
+            predictions, report[str(seed)] = predict_seed(
+                model, seed, data, pruning, batch_size, dev, step
             )
-            report[str(seed)] = {}
-            for ki, (k, pruned) in enumerate(pruned_models(model, ranking, pruning.sparsities)):
-                writer.write(si, ki, predict(pruned, data.images, batch_size, dev).numpy())
-                report[str(seed)][f"{k:g}"] = [
-                    {
-                        "layer": r.name,
-                        "weights": r.size,
-                        "zeros": r.zeros,
-                        "sparsity": round(r.sparsity, 6),
-                    }
-                    for r in sparsity_report(pruned)
-                ]
-                done += 1
-                if progress:
-                    progress("prune + predict", done, total)
+            for ki in range(len(pruning.sparsities)):
+                writer.write(si, ki, predictions[ki])
         writer.extra_files[PRUNING_REPORT] = report
         return writer.commit()
+
+
+SeedReport = dict[str, list[dict[str, object]]]  # sparsity -> per-layer weights and zeros
+
+
+def predict_seed(
+    model: nn.Module, seed: int, data: SplitData, pruning: PruningConfig, batch_size: int,
+    device: torch.device, step: Callable[[], None] | None = None,
+) -> tuple[npt.NDArray[np.float32], SeedReport]:  # fmt: skip
+    """One seed's predictions at every sparsity, [K, N, C], and its pruning report. `step` is
+    called after each sparsity (progress; it may raise to stop)."""
+    ranking = rank_weights(model, method=pruning.method, min_keep=pruning.min_keep, seed=seed)
+    out = np.empty((len(pruning.sparsities), *data.labels.shape), dtype=np.float32)
+    report: SeedReport = {}
+    for ki, (k, pruned) in enumerate(pruned_models(model, ranking, pruning.sparsities)):
+        out[ki] = predict(pruned, data.images, batch_size, device).numpy()
+        report[f"{k:g}"] = [
+            {"layer": r.name, "weights": r.size, "zeros": r.zeros, "sparsity": round(r.sparsity, 6)}
+            for r in sparsity_report(pruned)
+        ]
+        if step:
+            step()
+    return out, report

@@ -68,8 +68,10 @@ def evaluate_loss(
 
 def train_seed(
     config: TrainConfig, seed: int, train: SplitData, val: SplitData, run_dir: Path,
-    progress: Progress | None = None,
+    progress: Progress | None = None, check: Callable[[], None] | None = None,
 ) -> SeedResult:  # fmt: skip
+    """Train one seed. `check` is called before every batch; it may raise to stop the training
+    (a cancelled run); nothing of an unfinished seed counts as finished."""
     out = seed_dir(run_dir, seed)
     if is_finished(run_dir, seed):
         history = json.loads((out / "history.json").read_text())
@@ -96,6 +98,8 @@ def train_seed(
         model.train()
         running = 0.0
         for x, y in loader:
+            if check:
+                check()
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(x.to(device)), y.to(device))
             loss.backward()

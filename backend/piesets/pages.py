@@ -16,6 +16,7 @@ from backend.datasets import service as datasets_service
 from backend.db import SessionDep
 from backend.errors import AppError
 from backend.piesets import service
+from backend.runs import service as runs_service
 from backend.templating import templates
 from ml.data.labels import resolve_image
 
@@ -36,6 +37,7 @@ def research(request: Request, session: SessionDep) -> Response:
         "user": user,
         "datasets": datasets_service.list_datasets(session),
         "pie_sets": service.list_pie_sets(session),
+        "runs": runs_service.list_runs(session)[:50],
     }
     return templates.TemplateResponse(request, "research/index.html", context)
 

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from backend.runs.models import Run, RunStatus
+
+
+def add(session: Session, run: Run) -> None:
+    session.add(run)
+    session.flush()
+
+
+def get(session: Session, run_id: int) -> Run | None:
+    return session.get(Run, run_id)
+
+
+def list_all(session: Session, limit: int = 200) -> Sequence[Run]:
+    return session.scalars(select(Run).order_by(Run.id.desc()).limit(limit)).all()
+
+
+def requeue_stale(session: Session, cutoff: datetime) -> list[int]:
+    """Running runs whose worker has not been heard of since `cutoff` go back to the queue."""
+    stale = or_(Run.heartbeat_at.is_(None), Run.heartbeat_at < cutoff)
+    ids = session.scalars(
+        select(Run.id)
+        .where(Run.status == RunStatus.running, stale)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if ids:
+        session.execute(
+            update(Run)
+            .where(Run.id.in_(ids), Run.status == RunStatus.running, stale)
+            .values(status=RunStatus.queued, worker_id=None, stage="re-queued")
+        )
+    return list(ids)
+
+
+def claim_next(session: Session, worker_id: str, now: datetime) -> int | None:
+    """Take the oldest queued run for `worker_id`. PostgreSQL skips rows another worker has
+    locked (FOR UPDATE SKIP LOCKED); on every database the UPDATE only succeeds while the run is
+    still queued, so two workers can never both take it."""
+    candidate = session.scalars(
+        select(Run.id)
+        .where(Run.status == RunStatus.queued)
+        .order_by(Run.created_at, Run.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    ).first()
+    if candidate is None:
+        return None
+    taken = session.execute(
+        update(Run)
+        .where(Run.id == candidate, Run.status == RunStatus.queued)
+        .values(
+            status=RunStatus.running,
+            worker_id=worker_id,
+            heartbeat_at=now,
+            attempts=Run.attempts + 1,
+            stage="claimed",
+            started_at=func.coalesce(Run.started_at, now),
+        )
+    )
+    return candidate if taken.rowcount == 1 else None  # type: ignore[attr-defined]
+
+
+def update_owned(session: Session, run_id: int, owner: str, **values: Any) -> bool:
+    """Update a run only while worker `owner` still holds it; False when it does not."""
+    result = session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.worker_id == owner, Run.status == RunStatus.running)
+        .values(**values)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]

@@ -1,0 +1,122 @@
+"""PIE regeneration runs: queued here, executed by `piestudy worker` (backend.runs.worker)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.auth.models import User
+from backend.config import Settings
+from backend.datasets.models import Image
+from backend.datasets.service import get_dataset
+from backend.errors import ConflictError, InvalidInputError, NotFoundError
+from backend.runs import repository
+from backend.runs.models import FINISHED, Run, RunStatus
+from backend.runs.schemas import RunCreate
+from backend.timeutil import utcnow
+from ml.data.labels import LabelRecord
+from ml.regenerate import DatasetInputs, RunParams
+
+LOG_LINES = 200
+
+
+def run_params(run: Run) -> RunParams:
+    return RunParams.from_dict({**run.params, "source": run.source})
+
+
+def _check_paths(params: RunParams, settings: Settings) -> None:
+    roots = [r.resolve() for r in settings.import_roots]
+    for name in ("store_path", "reference_dir", "reference_labels"):
+        value = getattr(params, name)
+        if not value:
+            continue
+        path = Path(value)
+        if not path.is_absolute():
+            raise InvalidInputError(f"params.{name}: give an absolute path on the server")
+        if not any(path.resolve().is_relative_to(r) for r in roots):
+            raise InvalidInputError(
+                f"params.{name}: {value} is outside the folders this server may read "
+                "(PIESTUDY_IMPORT_ROOTS)"
+            )
+        if not path.exists():
+            raise InvalidInputError(f"params.{name}: {value} does not exist")
+
+
+def create_run(session: Session, user: User, data: RunCreate, settings: Settings) -> Run:
+    dataset = get_dataset(session, data.dataset_id)
+    values: dict[str, Any] = data.params.model_dump()
+    params = RunParams.from_dict({**values, "source": data.source})
+    problems = params.problems()
+    if problems:
+        raise InvalidInputError("; ".join(f"params.{p}" for p in problems))
+    _check_paths(params, settings)
+    run = Run(
+        dataset_id=dataset.id,
+        name=data.name,
+        source=data.source,
+        executor=data.executor,
+        params={k: v for k, v in params.to_dict().items() if k != "source"},
+        created_by_id=user.id,
+        log=f"{utcnow():%Y-%m-%d %H:%M:%S} queued by {user.username}\n",
+    )
+    repository.add(session, run)
+    return run
+
+
+def get_run(session: Session, run_id: int) -> Run:
+    run = repository.get(session, run_id)
+    if run is None:
+        raise NotFoundError(f"run {run_id} not found")
+    return run
+
+
+def list_runs(session: Session) -> Sequence[Run]:
+    return repository.list_all(session)
+
+
+def cancel_run(session: Session, run_id: int) -> Run:
+    """A queued run is cancelled at once; a running one is asked to stop (its worker sees it
+    with its next heartbeat, within seconds)."""
+    run = get_run(session, run_id)
+    if run.status in FINISHED:
+        raise ConflictError(f"run {run_id} has already {run.status.value}")
+    if run.status == RunStatus.queued:
+        run.status = RunStatus.cancelled
+        run.stage = "cancelled"
+        run.finished_at = utcnow()
+    else:
+        run.cancel_requested = True
+    run.log = append_log(run.log, ["cancel requested"])
+    session.flush()
+    return run
+
+
+def append_log(log: str, lines: Sequence[str]) -> str:
+    stamp = f"{utcnow():%Y-%m-%d %H:%M:%S}"
+    kept = (log.splitlines() + [f"{stamp} {line}" for line in lines])[-LOG_LINES:]
+    return "\n".join(kept) + "\n"
+
+
+def dataset_inputs(session: Session, dataset_id: int) -> DatasetInputs:
+    dataset = get_dataset(session, dataset_id)
+    rows = session.scalars(
+        select(Image).where(Image.dataset_id == dataset.id).order_by(Image.id)
+    ).all()
+    records = tuple(
+        LabelRecord(
+            external_id=i.external_id,
+            path=i.file_path,
+            labels=tuple(i.labels),
+            patient_id=i.patient_id,
+            split=i.split,
+            meta={},
+            source="database",
+            line=n,
+        )
+        for n, i in enumerate(rows, start=1)
+    )
+    return DatasetInputs(dataset.name, tuple(dataset.classes), Path(dataset.image_root), records)

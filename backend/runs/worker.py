@@ -1,0 +1,286 @@
+"""`piestudy worker`: executes queued runs.
+
+A worker claims the oldest queued run atomically (repository.claim_next), then works on it while
+a heartbeat thread reports its stage, progress and log every `heartbeat_s` seconds and reads
+back whether the run was cancelled. A run whose worker falls silent for `lease_s` seconds (it
+died, or its machine did) goes back to the queue, and the next worker resumes it from its work
+folder: finished seeds are not trained again. A worker that is stopped (SIGTERM, Ctrl-C) puts
+its run back in the queue at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import traceback
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from types import FrameType
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.config import Settings
+from backend.errors import AppError
+from backend.piesets.service import import_pie_set
+from backend.runs import repository, service
+from backend.runs.models import Run, RunStatus
+from backend.timeutil import utcnow
+from ml.regenerate import RunCancelled, make_executor, regenerate
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class _Context:
+    """ml.regenerate.RunContext for one run: buffers stage, progress and log lines, which the
+    heartbeat thread writes; `check` raises once the run is cancelled or no longer ours."""
+
+    def __init__(self, worker: Worker, run_id: int):
+        self.worker = worker
+        self.run_id = run_id
+        self.lock = threading.Lock()
+        self.stage_name = "starting"
+        self.fraction = 0.0
+        self.pending: list[str] = []
+        self.stop = threading.Event()  # cancel, shutdown or lost lease
+        self.reason = ""
+        self.beating = threading.Event()
+
+    def stage(self, name: str, fraction: float) -> None:
+        with self.lock:
+            if name != self.stage_name:
+                self.pending.append(f"stage: {name}")
+            self.stage_name, self.fraction = name, max(0.0, min(1.0, fraction))
+
+    def log(self, line: str) -> None:
+        with self.lock:
+            self.pending.append(line)
+        self.worker.say(f"run {self.run_id}: {line}")
+
+    def check(self) -> None:
+        if self.stop.is_set():
+            raise RunCancelled(self.reason)
+
+    def halt(self, reason: str) -> None:
+        if not self.stop.is_set():
+            self.reason = reason
+            self.stop.set()
+
+    def beat(self) -> None:
+        """One heartbeat: write what is pending, read back the cancel flag."""
+        with self.lock:
+            lines, self.pending = self.pending, []
+            stage, fraction = self.stage_name, self.fraction
+        with self.worker.sessions.begin() as session:
+            run = session.get(Run, self.run_id, populate_existing=True)
+            values: dict[str, Any] = {
+                "heartbeat_at": utcnow(),
+                "stage": stage,
+                "progress": fraction,
+            }
+            if lines and run is not None:
+                values["log"] = service.append_log(run.log, lines)
+            owned = repository.update_owned(session, self.run_id, self.worker.id, **values)
+            cancel = run is not None and run.cancel_requested
+        if not owned:
+            self.halt("lost")
+        elif cancel:
+            self.halt("cancelled")
+
+    def heartbeat_loop(self) -> None:
+        while not self.beating.wait(self.worker.heartbeat_s):
+            try:
+                self.beat()
+            except Exception as exc:  # a database hiccup: try again next beat
+                self.worker.say(f"run {self.run_id}: heartbeat failed: {exc}")
+
+
+class Worker:
+    def __init__(
+        self, sessions: sessionmaker[Session], settings: Settings, *, executor: str = "local",
+        ray_address: str | None = None, lease_s: float = 30.0, heartbeat_s: float = 2.0,
+        poll_s: float = 1.0, worker_id: str | None = None, say: Callable[[str], None] = print,
+    ) -> None:  # fmt: skip
+        if heartbeat_s <= 0 or lease_s <= 2 * heartbeat_s:
+            raise ValueError("the lease must be longer than two heartbeats")
+        self.sessions = sessions
+        self.settings = settings
+        self.executor = make_executor(executor, ray_address)
+        self.lease_s, self.heartbeat_s, self.poll_s = lease_s, heartbeat_s, poll_s
+        self.id = worker_id or default_worker_id()
+        self.say = say
+        self.stopping = threading.Event()
+        self.current: _Context | None = None
+
+    # -------------------------------------------------------------- the loop
+
+    def serve(self, *, drain: bool = False) -> int:
+        """Execute runs until stopped (or, with drain, until none is queued); returns how many
+        runs this worker executed."""
+        done = 0
+        while not self.stopping.is_set():
+            run_id = self.claim()
+            if run_id is None:
+                if drain:
+                    break
+                self.stopping.wait(self.poll_s)
+                continue
+            self.execute(run_id)
+            done += 1
+        return done
+
+    def install_signal_handlers(self) -> None:
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            self.say(f"worker {self.id}: {signal.Signals(signum).name}, stopping")
+            self.stopping.set()
+            if self.current is not None:
+                self.current.halt("shutdown")
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def claim(self) -> int | None:
+        now = utcnow()
+        with self.sessions.begin() as session:
+            for stale in repository.requeue_stale(session, now - timedelta(seconds=self.lease_s)):
+                self._log(
+                    session, stale, f"re-queued: its worker was silent for over {self.lease_s:g} s"
+                )
+                self.say(f"run {stale}: re-queued (lease expired)")
+            run_id = repository.claim_next(session, self.id, now)
+            if run_id is not None:
+                run = session.get(Run, run_id, populate_existing=True)
+                assert run is not None
+                self._log(session, run_id, f"claimed by worker {self.id} (attempt {run.attempts})")
+        return run_id
+
+    @staticmethod
+    def _log(session: Session, run_id: int, line: str) -> None:
+        run = session.get(Run, run_id, populate_existing=True)
+        if run is not None:
+            run.log = service.append_log(run.log, [line])
+            session.flush()
+
+    # -------------------------------------------------------------- one run
+
+    def execute(self, run_id: int) -> RunStatus | None:
+        """Work on a claimed run until it ends; returns its final status (None if it was lost
+        or handed back to the queue)."""
+        ctx = _Context(self, run_id)
+        self.current = ctx
+        beater = threading.Thread(
+            target=ctx.heartbeat_loop, name=f"heartbeat-{run_id}", daemon=True
+        )
+        beater.start()
+        try:
+            with self.sessions() as session:
+                run = service.get_run(session, run_id)
+                params = service.run_params(run)
+                inputs = service.dataset_inputs(session, run.dataset_id)
+                dataset_id, name, created_by = run.dataset_id, run.name, run.created_by_id
+                executor = (
+                    self.executor
+                    if run.executor == self.executor.name
+                    else make_executor(run.executor)
+                )
+            ctx.log(f"source {params.source}, executor {executor.name}, seeds {list(params.seeds)}")
+            work = self.settings.resolved_media_dir / "runs" / str(run_id)
+            result = regenerate(
+                params, inputs, work, ctx, executor=executor,
+                allowed_roots=[r.resolve() for r in self.settings.import_roots],
+            )  # fmt: skip
+            ctx.check()
+        except RunCancelled:
+            return self._stopped(ctx, beater)
+        except (ValueError, AppError, FileNotFoundError) as exc:
+            message = exc.message if isinstance(exc, AppError) else str(exc)
+            return self._finish(ctx, beater, RunStatus.failed, error=message)
+        except Exception as exc:
+            detail = traceback.format_exc(limit=6)
+            ctx.log(detail.rstrip())
+            return self._finish(ctx, beater, RunStatus.failed, error=f"{type(exc).__name__}: {exc}")
+        finally:
+            self.current = None
+        provenance = {
+            "run_id": run_id, "run_source": params.source, "executor": executor.name,
+            "worker": self.id, "store": str(result.store_path), "timings": result.timings,
+            "summary": {k: v for k, v in result.summary.items() if k != "undefined_images"},
+        }  # fmt: skip
+        parameters = {k: v for k, v in params.to_dict().items() if v is not None}
+        return self._finish(
+            ctx, beater, RunStatus.succeeded, timings=result.timings,
+            result=lambda session: import_pie_set(
+                session, dataset_id=dataset_id, name=name, csv_bytes=result.pieset_csv,
+                source_name=f"run-{run_id}-pies.csv", parameters=parameters, provenance=provenance,
+                created_by_id=created_by, report_html=result.report_html,
+                media_dir=self.settings.resolved_media_dir,
+            ).id,
+        )  # fmt: skip
+
+    def _end_heartbeats(self, ctx: _Context, beater: threading.Thread) -> None:
+        ctx.beating.set()
+        beater.join()
+
+    def _stopped(self, ctx: _Context, beater: threading.Thread) -> RunStatus | None:
+        self._end_heartbeats(ctx, beater)
+        if ctx.reason == "cancelled":
+            return self._finish(ctx, beater, RunStatus.cancelled)
+        if ctx.reason == "shutdown":
+            with self.sessions.begin() as session:
+                run = session.get(Run, ctx.run_id, populate_existing=True)
+                log = service.append_log(
+                    run.log if run else "", ["worker stopped: back in the queue"]
+                )
+                repository.update_owned(
+                    session, ctx.run_id, self.id, status=RunStatus.queued, worker_id=None,
+                    stage="re-queued", log=log,
+                )  # fmt: skip
+            self.say(f"run {ctx.run_id}: handed back to the queue")
+            return None
+        self.say(f"run {ctx.run_id}: another worker holds it now; stopped here")
+        return None
+
+    def _finish(
+        self, ctx: _Context, beater: threading.Thread, status: RunStatus, *,
+        error: str | None = None, timings: dict[str, float] | None = None,
+        result: Callable[[Session], int] | None = None,
+    ) -> RunStatus | None:  # fmt: skip
+        """The run's last write, in one transaction with its result: the PIE set is created only
+        if this worker still holds the run, and the run ends only if the PIE set was created."""
+        self._end_heartbeats(ctx, beater)
+        with ctx.lock:
+            lines = [*ctx.pending, f"{status.value}" + (f": {error}" if error else "")]
+            ctx.pending = []
+        with self.sessions() as session:
+            try:
+                with session.begin():
+                    values: dict[str, Any] = {
+                        "status": status, "stage": status.value, "finished_at": utcnow(),
+                        "heartbeat_at": utcnow(), "error": error,
+                    }  # fmt: skip
+                    if timings is not None:
+                        values["timings"] = timings
+                    if status == RunStatus.succeeded:
+                        values["progress"] = 1.0
+                    if result is not None:
+                        values["result_pie_set_id"] = result(session)
+                    run = session.get(Run, ctx.run_id, populate_existing=True)
+                    values["log"] = service.append_log(run.log if run else "", lines)
+                    if not repository.update_owned(session, ctx.run_id, self.id, **values):
+                        raise _LostRunError
+            except _LostRunError:
+                self.say(f"run {ctx.run_id}: another worker holds it now; result dropped")
+                return None
+            except AppError as exc:  # the PIE set was refused (e.g. images not in the dataset)
+                return self._finish(ctx, beater, RunStatus.failed, error=exc.message)
+        self.say(f"run {ctx.run_id}: {status.value}" + (f" ({error})" if error else ""))
+        return status
+
+
+class _LostRunError(Exception):
+    pass
