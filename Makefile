@@ -10,15 +10,10 @@ install:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --frozen --all-extras
 
-# Until the synthetic demo study exists, `make demo` serves an empty, migrated database.
+# The demo: synthetic data, a trained and pruned population, its PIEs, a 6-reader study; then
+# the server (PIESTUDY_PORT, 8000 by default). A second run reuses what exists.
 demo: install
-	$(UV) run piestudy db upgrade
-	@echo
-	@echo "piestudy is serving on http://127.0.0.1:$(PIESTUDY_PORT) (API docs at /docs)."
-	@echo "Next: create an account with  $(UV) run piestudy user create <name> --role admin"
-	@echo "then import a dataset and a PIE set (see README, 'Importing data')."
-	@echo
-	$(UV) run piestudy serve --port $(PIESTUDY_PORT)
+	$(UV) run piestudy demo
 
 lint: install
 	$(UV) run ruff check .

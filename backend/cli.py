@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -91,6 +92,39 @@ def serve(
         workers=workers,
         proxy_headers=True,
     )
+
+
+@app.command()
+def demo(
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="serve once built")
+    ] = True,
+) -> None:
+    """Build the demo (synthetic data, a trained and pruned population, its PIEs, a 6-reader
+    study) unless it exists, print the coordinator's login and the reader links, and serve."""
+    from backend import migrate
+    from backend.demo import build_demo
+
+    settings = get_settings()
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    migrate.upgrade(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        result = build_demo(make_sessionmaker(engine), settings, typer.echo)
+    finally:
+        engine.dispose()
+    console.print(f"\n[bold]piestudy demo[/bold] ready in {time.perf_counter() - started:.0f} s")
+    # plain echo: links and passwords must never be wrapped
+    typer.echo(f"  sign in at {settings.base_url}/login")
+    typer.echo(f"    coordinator: {result.coordinator}   password: {result.password}")
+    typer.echo(f"    researcher:  researcher    password: {result.password}")
+    typer.echo("  reader links (one per reader; each opens that reader's cases):")
+    for name, url in result.links:
+        typer.echo(f"    {name}: {url}")
+    if serve_after:
+        console.print(f"\nserving on {settings.base_url} (Ctrl-C stops)\n")
+        serve(host=None, port=None, workers=1)
 
 
 @db_app.command("upgrade")
@@ -459,7 +493,7 @@ def worker(
     try:
         w = Worker(
             make_sessionmaker(engine), settings, executor=executor, ray_address=ray_address,
-            lease_s=lease, heartbeat_s=heartbeat, poll_s=poll, say=lambda line: console.print(line, markup=False, highlight=False),
+            lease_s=lease, heartbeat_s=heartbeat, poll_s=poll, say=typer.echo,
         )  # fmt: skip
     except ValueError as exc:
         err.print(f"[red]error:[/red] {exc}")

@@ -14,7 +14,7 @@ from backend.auth import repository
 from backend.auth.models import AuthSession, Role, User
 from backend.auth.schemas import UserCreate
 from backend.auth.tokens import hash_token, new_token
-from backend.errors import ConflictError, UnauthorizedError
+from backend.errors import ConflictError, InvalidInputError, UnauthorizedError
 from backend.timeutil import utcnow
 
 _hasher = PasswordHasher()
@@ -41,6 +41,13 @@ def create_user(session: Session, data: UserCreate) -> User:
     session.add(user)
     session.flush()
     return user
+
+
+def set_password(session: Session, user: User, password: str) -> None:
+    if len(password) < 10:
+        raise InvalidInputError("password: at least 10 characters")
+    user.password_hash = _hasher.hash(password)
+    session.flush()
 
 
 def list_users(session: Session) -> Sequence[User]:
