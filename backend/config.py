@@ -39,6 +39,14 @@ class Settings(BaseSettings):
         description="folders the JSON API may read label files and images from",
     )
     session_hours: int = Field(default=12, ge=1, le=24 * 30)
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description='Host headers answered (e.g. ["piestudy.example.org"]); others get 400',
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="proxies whose X-Forwarded-For/-Proto are trusted (HTTPS behind a proxy)",
+    )
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

@@ -63,3 +63,11 @@ def test_validation_errors_name_the_field(client: TestClient) -> None:
     r = client.post("/api/auth/login", json={"username": "x"})
     assert r.status_code == 422
     assert r.json()["error"].startswith("invalid password")
+
+
+def test_allowed_hosts_refuse_other_host_headers(settings: Settings) -> None:
+    app = create_app(settings.model_copy(update={"allowed_hosts": ["piestudy.example.org"]}))
+    with TestClient(app, base_url="http://piestudy.example.org") as ok:
+        assert ok.get("/api/health").status_code == 200
+    with TestClient(app, base_url="http://evil.example.com") as other:
+        assert other.get("/api/health").status_code == 400
