@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from backend.auth.models import Role
+from backend.datasets import service as datasets_service
+from backend.db import make_sessionmaker
+from backend.runs.worker import Worker
 from tests.e2e.conftest import LiveServer, screenshot
-from tests.factories import PASSWORD, make_dataset, make_pie_set, make_user
+from tests.factories import PASSWORD, make_dataset, make_pie_set, make_user, plain_dataset_files
 
 
 def test_researcher_browses_pie_sets(
@@ -34,3 +39,57 @@ def test_researcher_browses_pie_sets(
     assert len(page.query_selector_all("#thumbs li")) == 8
     assert len(page.query_selector_all("#score-hist rect")) == 20
     screenshot(page, "research-pieset")
+
+
+def test_researcher_starts_a_run_and_follows_it_to_its_pie_set(
+    page: Any, live_server: LiveServer, session: Session, tmp_path: Path, engine: Engine
+) -> None:
+    files = plain_dataset_files(tmp_path, 60, with_split=True)
+    datasets_service.import_dataset(
+        session, name="runs-ds", fmt="plain", labels_files=[files.labels],
+        image_dir=files.image_dir, classes=["No Finding", "Effusion", "Atelectasis", "Hernia"],
+    )  # fmt: skip
+    make_user(session, "rex", Role.researcher)
+    session.commit()
+    page.goto(f"{live_server.url}/login")
+    page.fill("input[name=username]", "rex")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/research")
+    form = page.locator("#start-run")
+    assert form.locator("input[name=store_path]").is_hidden()  # fields follow the source
+    form.locator("select[name=source]").select_option("store")
+    assert form.locator("input[name=store_path]").is_visible()
+    form.locator("input[name=store_path]").fill("/etc")
+    form.locator("button[type=submit]").click()
+    page.wait_for_function("document.querySelector('#message').textContent.includes('outside')")
+
+    form.locator("select[name=source]").select_option("train")
+    form.locator("input[name=name]").fill("browser-pies")
+    form.locator("input[name=seeds]").fill("0, 1")
+    form.locator("input[name=image_size]").fill("32")
+    form.locator("input[name=epochs]").fill("1")
+    form.locator("button[type=submit]").click()
+    page.wait_for_url("**/research/runs/*")
+    assert page.inner_text("#run-status") == "queued"
+
+    worker = Worker(
+        make_sessionmaker(engine), live_server.settings, lease_s=5, heartbeat_s=0.5,
+        poll_s=0.1, say=lambda _line: None,
+    )  # fmt: skip
+    thread = threading.Thread(target=worker.serve, kwargs={"drain": True})
+    thread.start()
+    page.wait_for_function(
+        "document.querySelector('#run-status').textContent === 'running'", timeout=30_000
+    )
+    page.wait_for_function(
+        "document.querySelector('#run-status').textContent === 'succeeded'", timeout=120_000
+    )
+    thread.join(timeout=60)
+    assert page.get_attribute("#run-progress", "value") == "1"
+    assert "seed 1:" in page.inner_text("#run-log")
+    assert page.locator("#cancel-run").is_hidden()
+    screenshot(page, "research-run")
+    page.click("text=Open the new PIE set and its report")
+    page.wait_for_url("**/research/piesets/*")
+    assert "browser-pies" in page.inner_text("h1")
