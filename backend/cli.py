@@ -138,6 +138,45 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     console.print(f"database at {_safe_url(url)} is at revision {revision}")
 
 
+@db_app.command("backup")
+def db_backup(
+    out: Annotated[Path, typer.Argument(help="backup file to create (.sqlite or .dump)")],
+) -> None:
+    """A consistent copy of the whole database, taken while it runs."""
+    from backend.backup import BackupError, backup
+
+    try:
+        info = backup(get_settings().resolved_database_url, out)
+    except BackupError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"backed up the {info.kind} database to {info.path} ({info.size:,} bytes)")
+
+
+@db_app.command("restore")
+def db_restore(
+    src: Annotated[Path, typer.Argument(help="a file from `piestudy db backup`")],
+    yes: Annotated[
+        bool, typer.Option("--yes", help="confirm: the database's contents are replaced")
+    ] = False,
+) -> None:
+    """Replace the database's contents with a backup's (all or nothing), then migrate."""
+    from backend.backup import BackupError, restore
+
+    url = get_settings().resolved_database_url
+    if not yes:
+        err.print(
+            f"[red]error:[/red] this replaces everything in {_safe_url(url)}; add --yes to go on"
+        )
+        raise typer.Exit(2)
+    try:
+        restore(url, src)
+    except BackupError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"restored {_safe_url(url)} from {src}")
+
+
 @db_app.command("downgrade")
 def db_downgrade(revision: Annotated[str, typer.Argument(help="target, e.g. -1 or base")]) -> None:
     """Undo migrations down to REVISION."""

@@ -49,9 +49,11 @@ def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
+        retry = exc.detail.get("retry_after") if isinstance(exc.detail, dict) else None
         return JSONResponse(
-            {"error": exc.message, "detail": exc.detail}, status_code=exc.status_code
-        )
+            {"error": exc.message, "detail": exc.detail}, status_code=exc.status_code,
+            headers={"retry-after": str(retry)} if retry is not None else None,
+        )  # fmt: skip
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

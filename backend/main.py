@@ -23,6 +23,7 @@ from backend.reading.pages import router as reading_pages
 from backend.reading.router import router as reading_router
 from backend.runs.pages import router as runs_pages
 from backend.runs.router import router as runs_router
+from backend.security import EdgeSecurity, LoginLimiter
 from backend.stats.router import router as stats_router
 from backend.studies.pages import router as studies_pages
 from backend.studies.router import router as studies_router
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.login_limiter = LoginLimiter()
     install_error_handlers(app)
     if settings.allowed_hosts != ["*"]:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
@@ -79,4 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(
+        EdgeSecurity, public_url=settings.public_url, production=settings.env == "production"
+    )
     return app

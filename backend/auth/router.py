@@ -1,14 +1,34 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from sqlalchemy.orm import Session
 
 from backend.auth import service
 from backend.auth.deps import SESSION_COOKIE, AdminUser, CurrentUser, request_token
 from backend.auth.schemas import LoginRequest, LoginResponse, UserCreate, UserRead
+from backend.auth.service import IssuedLogin
 from backend.config import Settings
 from backend.db import SessionDep
+from backend.errors import UnauthorizedError
+from backend.security import LoginLimiter
 
 router = APIRouter(prefix="/api", tags=["auth"])
+
+
+def checked_login(request: Request, session: Session, username: str, password: str) -> IssuedLogin:
+    """Sign in, rate limited per username and per address (backend.security.LoginLimiter)."""
+    limiter: LoginLimiter = request.app.state.login_limiter
+    address = request.client.host if request.client else "unknown"
+    limiter.check(username, address)
+    try:
+        issued = service.login(
+            session, username, password, hours=request.app.state.settings.session_hours
+        )
+    except UnauthorizedError:
+        limiter.failed(username, address)
+        raise
+    limiter.succeeded(username)
+    return issued
 
 
 @router.post("/auth/login", response_model=LoginResponse)
@@ -16,7 +36,7 @@ def login(
     body: LoginRequest, request: Request, response: Response, session: SessionDep
 ) -> LoginResponse:
     settings: Settings = request.app.state.settings
-    issued = service.login(session, body.username, body.password, hours=settings.session_hours)
+    issued = checked_login(request, session, body.username, body.password)
     response.set_cookie(
         SESSION_COOKIE,
         issued.token,

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from backend.auth import service as auth_service
 from backend.auth.deps import SESSION_COOKIE, page_user, request_token
 from backend.auth.models import Role, User
+from backend.auth.router import checked_login
 from backend.db import SessionDep
 from backend.errors import AppError
 from backend.piesets import service as piesets_service
@@ -42,10 +43,10 @@ def login(
 ) -> Response:
     settings = request.app.state.settings
     try:
-        issued = auth_service.login(session, username, password, hours=settings.session_hours)
+        issued = checked_login(request, session, username, password)
     except AppError as exc:
         return templates.TemplateResponse(
-            request, "coordinator/login.html", {"error": exc.message}, status_code=401
+            request, "coordinator/login.html", {"error": exc.message}, status_code=exc.status_code
         )
     home = "/research" if issued.user.role == Role.researcher else "/studies"
     response = RedirectResponse(home, status_code=303)
