@@ -43,6 +43,9 @@ class Settings(BaseSettings):
         default_factory=lambda: ["*"],
         description='Host headers answered (e.g. ["piestudy.example.org"]); others get 400',
     )
+    max_request_mb: int = Field(
+        default=100, ge=1, le=10_000, description="larger request bodies are refused with 413"
+    )
     forwarded_allow_ips: str = Field(
         default="127.0.0.1",
         description="proxies whose X-Forwarded-For/-Proto are trusted (HTTPS behind a proxy)",

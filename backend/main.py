@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(
-        EdgeSecurity, public_url=settings.public_url, production=settings.env == "production"
-    )
+        EdgeSecurity, public_url=settings.public_url, production=settings.env == "production",
+        max_body=settings.max_request_mb * 1024 * 1024,
+    )  # fmt: skip
     return app

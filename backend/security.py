@@ -48,8 +48,9 @@ def _origin(url: str) -> str | None:
 class EdgeSecurity:
     """Pure ASGI middleware (streamed exports pass through untouched)."""
 
-    def __init__(self, app: ASGIApp, *, public_url: str, production: bool):
+    def __init__(self, app: ASGIApp, *, public_url: str, production: bool, max_body: int):
         self.app = app
+        self.max_body = max_body
         self.public_origin = _origin(public_url) if public_url else None
         self.headers = [
             (b"x-content-type-options", b"nosniff"),
@@ -81,6 +82,17 @@ class EdgeSecurity:
             return None
         return text
 
+    async def _refuse(self, send: Send, status: int, message: str) -> None:
+        body = json.dumps({"error": message, "detail": None}).encode()
+        await send(
+            {
+                "type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()), *self.headers],
+            }
+        )  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -88,20 +100,38 @@ class EdgeSecurity:
         if scope["method"] in UNSAFE:
             foreign = self._cross_site(scope)
             if foreign is not None:
-                body = json.dumps(
-                    {"error": f"cross-site request refused (from {foreign[:200]})", "detail": None}
-                ).encode()
-                await send(
-                    {
-                        "type": "http.response.start", "status": 403,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode()), *self.headers],
-                    }
-                )  # fmt: skip
-                await send({"type": "http.response.body", "body": body})
+                await self._refuse(send, 403, f"cross-site request refused (from {foreign[:200]})")
                 return
+        too_large = f"request body over {self.max_body:,} bytes"
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            await self._refuse(send, 413, too_large)
+            return
+        received = 0
+        exceeded = False
+
+        async def counted() -> Message:
+            # Past the limit the app is told the body ended (it fails on what it got), and its
+            # answer is replaced below by 413: how it handles a cut body does not matter.
+            nonlocal received, exceeded
+            if exceeded:
+                return {"type": "http.request", "body": b"", "more_body": False}
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body:
+                exceeded = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            return message
+
+        refused = False
 
         async def with_headers(message: Message) -> None:
+            nonlocal refused
+            if exceeded:
+                if not refused:
+                    refused = True
+                    await self._refuse(send, 413, too_large)
+                return
             if message["type"] == "http.response.start":
                 existing = {k.lower() for k, _ in message.get("headers", [])}
                 message["headers"] = list(message.get("headers", [])) + [
@@ -109,7 +139,7 @@ class EdgeSecurity:
                 ]
             await send(message)
 
-        await self.app(scope, receive, with_headers)
+        await self.app(scope, counted, with_headers)
 
 
 class TooManyAttemptsError(AppError):

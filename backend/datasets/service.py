@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 from collections import Counter
 from collections.abc import Sequence
@@ -67,8 +68,8 @@ def import_dataset(
         raise InvalidInputError("classes: a class is listed twice")
     try:
         table = read_labels(fmt, labels_files, split_file=split_file, classes=classes)
-    except FileNotFoundError as exc:
-        raise InvalidInputError(str(exc)) from exc
+    except (FileNotFoundError, ValueError, csv.Error) as exc:
+        raise InvalidInputError(f"labels: {exc}") from exc
     problems = [
         *table.problems,
         *missing_images(table.records, image_dir),

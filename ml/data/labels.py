@@ -12,6 +12,7 @@ show them all (or the first ones) and import nothing.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import re
 from collections import Counter, defaultdict
@@ -474,6 +475,34 @@ def read_split_file(path: Path) -> tuple[dict[str, str], list[LabelProblem]]:
     return splits, problems
 
 
+MAX_LABEL_BYTES = 512 * 1024 * 1024  # MIMIC-CXR-LT's largest label file is about 40 MB
+
+
+def check_text_file(path: Path, limit: int | None = None) -> None:
+    """Refuse, naming the file, what is too large or not UTF-8 text (read once, in blocks)."""
+    limit = MAX_LABEL_BYTES if limit is None else limit
+    size = path.stat().st_size
+    if size > limit:
+        raise ValueError(f"{path.name}: {size:,} bytes, over the {limit:,} a label file may have")
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            try:
+                text = decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                raise ValueError(
+                    f"{path.name}: not UTF-8 text ({exc.reason} at byte {offset + exc.start})"
+                ) from exc
+            if "\x00" in text:
+                raise ValueError(f"{path.name}: binary data (a NUL byte), not a CSV file")
+            offset += len(block)
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path.name}: not UTF-8 text (truncated at the end)") from exc
+
+
 def read_labels(
     fmt: LabelFormat,
     files: Sequence[Path],
@@ -489,6 +518,11 @@ def read_labels(
     for path in files:
         if not path.is_file():
             raise FileNotFoundError(f"labels file not found: {path}")
+    for path in [
+        *files,
+        *([split_file] if split_file is not None and split_file.is_file() else []),
+    ]:
+        check_text_file(path)
     splits: dict[str, str] = {}
     split_problems: list[LabelProblem] = []
     if split_file is not None:
