@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi import Path as PathParam
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, make_url
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -98,3 +99,9 @@ def get_session(request: Request) -> Iterator[Session]:
 
 # scope="function": the commit runs before the response goes out, never after.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+# Every id in a URL: database keys are 32-bit on every backend; larger numbers cannot name a row
+# (and must never reach the database driver, which refuses them with an error).
+MAX_ID = 2**31 - 1
+IdPath = Annotated[int, PathParam(ge=1, le=MAX_ID)]

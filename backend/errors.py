@@ -6,7 +6,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -55,6 +57,14 @@ def install_error_handlers(app: FastAPI) -> None:
             headers={"retry-after": str(retry)} if retry is not None else None,
         )  # fmt: skip
 
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def _out_of_range(_request: Request, exc: Exception) -> JSONResponse:
+        # a number too large for the database (an id in a body or query): no row can match it
+        return JSONResponse(
+            {"error": "a number in the request is out of range", "detail": None}, status_code=422
+        )
+
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [
@@ -74,3 +84,33 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
+
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "required": ["error", "detail"],
+    "properties": {
+        "error": {"type": "string", "description": "what went wrong, naming the field or item"},
+        "detail": {"description": "per-field problems, or more about the error; may be null"},
+    },
+}
+
+
+def describe_errors(app: FastAPI) -> None:
+    """The OpenAPI schema documents errors as they are sent: {"error", "detail"} (FastAPI's
+    default 422 schema describes its own validation body, which this API never sends)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+            schemas = schema.get("components", {}).get("schemas", {})
+            schemas.pop("ValidationError", None)
+            if "HTTPValidationError" in schemas:
+                schemas["HTTPValidationError"] = ERROR_SCHEMA
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

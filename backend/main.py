@@ -16,7 +16,7 @@ from backend.auth.router import router as auth_router
 from backend.config import Settings, get_settings
 from backend.datasets.router import router as datasets_router
 from backend.db import make_engine, make_sessionmaker
-from backend.errors import install_error_handlers
+from backend.errors import describe_errors, install_error_handlers
 from backend.piesets.pages import router as piesets_pages
 from backend.piesets.router import router as piesets_router
 from backend.reading.pages import router as reading_pages
@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
+    describe_errors(app)
     app.state.login_limiter = LoginLimiter()
     install_error_handlers(app)
     if settings.allowed_hosts != ["*"]:

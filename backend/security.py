@@ -1,6 +1,6 @@
 """Security at the edge: response headers, a cross-site request check, login rate limiting.
 
-- Headers on every response: no MIME sniffing, no framing, no referrer (invitation links carry
+- Headers on every response: no MIME sniffing, no framing, no referrer to other sites (invitation links carry
   their token in the path, and the viewer must never leak it to another site), a strict Content
   Security Policy (scripts only from this origin), and HSTS in production.
 - Cross-site requests: a state-changing request (POST, PUT, PATCH, DELETE) whose Origin (or,
@@ -55,7 +55,7 @@ class EdgeSecurity:
         self.headers = [
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
-            (b"referrer-policy", b"no-referrer"),
+            (b"referrer-policy", b"same-origin"),
             (b"content-security-policy", CSP.encode()),
             (b"cross-origin-opener-policy", b"same-origin"),
             (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),

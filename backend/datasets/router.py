@@ -9,7 +9,7 @@ from backend.auth.deps import DataReader, ResearcherUser
 from backend.config import Settings
 from backend.datasets import service
 from backend.datasets.schemas import DatasetImport, DatasetRead, ImagePage, ImageRead
-from backend.db import SessionDep
+from backend.db import IdPath, SessionDep
 from backend.errors import ForbiddenError
 
 router = APIRouter(prefix="/api/datasets", tags=["datasets"])
@@ -58,13 +58,13 @@ def import_dataset(
 
 
 @router.get("/{dataset_id}", response_model=DatasetRead)
-def get_dataset(dataset_id: int, session: SessionDep, _user: DataReader) -> DatasetRead:
+def get_dataset(dataset_id: IdPath, session: SessionDep, _user: DataReader) -> DatasetRead:
     return DatasetRead.model_validate(service.get_dataset(session, dataset_id))
 
 
 @router.get("/{dataset_id}/images", response_model=ImagePage)
 def list_images(
-    dataset_id: int,
+    dataset_id: IdPath,
     session: SessionDep,
     _user: DataReader,
     offset: Annotated[int, Query(ge=0)] = 0,

@@ -13,7 +13,7 @@ from backend.auth.deps import page_user
 from backend.auth.models import Role, User
 from backend.datasets import repository as datasets_repo
 from backend.datasets import service as datasets_service
-from backend.db import SessionDep
+from backend.db import IdPath, SessionDep
 from backend.errors import AppError
 from backend.piesets import service
 from backend.runs import service as runs_service
@@ -52,7 +52,7 @@ def histogram(scores: list[float], bins: int = 20) -> list[tuple[float, float, i
 
 
 @router.get("/research/piesets/{pie_set_id}", response_class=HTMLResponse)
-def pie_set_page(pie_set_id: int, request: Request, session: SessionDep) -> Response:
+def pie_set_page(pie_set_id: IdPath, request: Request, session: SessionDep) -> Response:
     user = _researcher(request, session)
     if user is None:
         return RedirectResponse("/login", status_code=303)
@@ -84,7 +84,7 @@ def pie_set_page(pie_set_id: int, request: Request, session: SessionDep) -> Resp
 
 
 @router.get("/research/piesets/{pie_set_id}/report", response_class=HTMLResponse)
-def pie_set_report(pie_set_id: int, request: Request, session: SessionDep) -> Response:
+def pie_set_report(pie_set_id: IdPath, request: Request, session: SessionDep) -> Response:
     if _researcher(request, session) is None:
         return RedirectResponse("/login", status_code=303)
     try:
@@ -100,7 +100,7 @@ def pie_set_report(pie_set_id: int, request: Request, session: SessionDep) -> Re
 
 
 @router.get("/research/images/{image_id}/thumbnail")
-def thumbnail(image_id: int, request: Request, session: SessionDep) -> Response:
+def thumbnail(image_id: IdPath, request: Request, session: SessionDep) -> Response:
     """A small PNG of a dataset image, for researchers (never a reader route), made once."""
     from PIL import Image as PILImage
 

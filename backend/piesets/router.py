@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 
 from backend.auth.deps import DataReader, ResearcherUser
-from backend.db import SessionDep
+from backend.db import IdPath, SessionDep
 from backend.errors import InvalidInputError
 from backend.piesets import service
 from backend.piesets.schemas import PieSetMemberPage, PieSetMemberRead, PieSetRead
@@ -63,13 +63,13 @@ async def import_pie_set(
 
 
 @router.get("/{pie_set_id}", response_model=PieSetRead)
-def get_pie_set(pie_set_id: int, session: SessionDep, _user: DataReader) -> PieSetRead:
+def get_pie_set(pie_set_id: IdPath, session: SessionDep, _user: DataReader) -> PieSetRead:
     return PieSetRead.model_validate(service.get_pie_set(session, pie_set_id))
 
 
 @router.get("/{pie_set_id}/members", response_model=PieSetMemberPage)
 def list_members(
-    pie_set_id: int,
+    pie_set_id: IdPath,
     session: SessionDep,
     _user: DataReader,
     offset: Annotated[int, Query(ge=0)] = 0,

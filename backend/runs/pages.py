@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from backend.auth.deps import page_user
 from backend.auth.models import Role
-from backend.db import SessionDep
+from backend.db import IdPath, SessionDep
 from backend.runs import repository
 from backend.templating import templates
 
@@ -15,7 +15,7 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/research/runs/{run_id}", response_class=HTMLResponse)
-def run_page(run_id: int, request: Request, session: SessionDep) -> Response:
+def run_page(run_id: IdPath, request: Request, session: SessionDep) -> Response:
     user = page_user(request, session, Role.researcher)
     if user is None:
         return RedirectResponse("/login", status_code=303)

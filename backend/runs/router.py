@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from backend.auth.deps import ResearcherUser
-from backend.db import SessionDep
+from backend.db import IdPath, SessionDep
 from backend.runs import service
 from backend.runs.schemas import RunCreate, RunRead
 
@@ -25,10 +25,10 @@ def list_runs(session: SessionDep, _user: ResearcherUser) -> list[RunRead]:
 
 
 @router.get("/{run_id}", response_model=RunRead)
-def get_run(run_id: int, session: SessionDep, _user: ResearcherUser) -> RunRead:
+def get_run(run_id: IdPath, session: SessionDep, _user: ResearcherUser) -> RunRead:
     return RunRead.model_validate(service.get_run(session, run_id))
 
 
 @router.post("/{run_id}/cancel", response_model=RunRead)
-def cancel_run(run_id: int, session: SessionDep, _user: ResearcherUser) -> RunRead:
+def cancel_run(run_id: IdPath, session: SessionDep, _user: ResearcherUser) -> RunRead:
     return RunRead.model_validate(service.cancel_run(session, run_id))

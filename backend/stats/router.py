@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.auth.deps import CoordinatorUser
-from backend.db import SessionDep
+from backend.db import IdPath, SessionDep
 from backend.stats import export, repository, service
 from backend.stats.repository import ResponseRow
 from backend.stats.schemas import StudyStats
@@ -26,13 +26,13 @@ _FORMATS: dict[str, tuple[str, str, Callable[[Study, Iterable[ResponseRow]], Ite
 
 
 @router.get("/{study_id}/stats", response_model=StudyStats)
-def study_stats(study_id: int, session: SessionDep, user: CoordinatorUser) -> StudyStats:
+def study_stats(study_id: IdPath, session: SessionDep, user: CoordinatorUser) -> StudyStats:
     return service.study_stats(session, visible_study(session, user, study_id))
 
 
 @router.get("/{study_id}/export", response_class=StreamingResponse)
 def export_responses(
-    study_id: int,
+    study_id: IdPath,
     request: Request,
     session: SessionDep,
     user: CoordinatorUser,

@@ -11,7 +11,7 @@ from backend.auth import service as auth_service
 from backend.auth.deps import SESSION_COOKIE, page_user, request_token
 from backend.auth.models import Role, User
 from backend.auth.router import checked_login
-from backend.db import SessionDep
+from backend.db import IdPath, SessionDep
 from backend.errors import AppError
 from backend.piesets import service as piesets_service
 from backend.stats import service as stats_service
@@ -82,7 +82,7 @@ def studies(request: Request, session: SessionDep) -> Response:
 
 
 @router.get("/studies/{study_id}", response_class=HTMLResponse)
-def study(study_id: int, request: Request, session: SessionDep) -> Response:
+def study(study_id: IdPath, request: Request, session: SessionDep) -> Response:
     user = _user(request, session)
     if user is None:
         return _login_redirect()

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request
 
 from backend.auth.deps import CoordinatorUser
 from backend.config import Settings
-from backend.db import SessionDep
+from backend.db import IdPath, SessionDep
 from backend.studies import service
 from backend.studies.schemas import (
     AllocationPreview,
@@ -46,55 +46,63 @@ def create_study(body: StudyCreate, session: SessionDep, user: CoordinatorUser) 
 
 
 @router.get("/{study_id}", response_model=StudyRead)
-def get_study(study_id: int, session: SessionDep, user: CoordinatorUser) -> StudyRead:
+def get_study(study_id: IdPath, session: SessionDep, user: CoordinatorUser) -> StudyRead:
     return StudyRead.model_validate(service.visible_study(session, user, study_id))
 
 
 @router.patch("/{study_id}", response_model=StudyRead)
 def update_study(
-    study_id: int, body: StudyUpdate, session: SessionDep, user: CoordinatorUser
+    study_id: IdPath, body: StudyUpdate, session: SessionDep, user: CoordinatorUser
 ) -> StudyRead:
     study = service.visible_study(session, user, study_id)
     return StudyRead.model_validate(service.update_study(session, study, body))
 
 
 @router.delete("/{study_id}", status_code=204)
-def delete_study(study_id: int, session: SessionDep, user: CoordinatorUser) -> None:
+def delete_study(study_id: IdPath, session: SessionDep, user: CoordinatorUser) -> None:
     service.delete_study(session, service.visible_study(session, user, study_id))
 
 
 @router.post("/{study_id}/status", response_model=StudyRead)
 def change_status(
-    study_id: int, body: StatusChange, session: SessionDep, user: CoordinatorUser
+    study_id: IdPath, body: StatusChange, session: SessionDep, user: CoordinatorUser
 ) -> StudyRead:
     study = service.visible_study(session, user, study_id, for_update=True)
     return StudyRead.model_validate(service.change_status(session, study, body.status))
 
 
 @router.get("/{study_id}/members", response_model=list[int])
-def list_members(study_id: int, session: SessionDep, user: CoordinatorUser) -> list[int]:
+def list_members(study_id: IdPath, session: SessionDep, user: CoordinatorUser) -> list[int]:
     return list(service.member_ids(session, service.visible_study(session, user, study_id)))
 
 
 @router.post("/{study_id}/members", status_code=204)
-def add_member(study_id: int, body: MemberAdd, session: SessionDep, user: CoordinatorUser) -> None:
+def add_member(
+    study_id: IdPath, body: MemberAdd, session: SessionDep, user: CoordinatorUser
+) -> None:
     service.add_member(session, service.visible_study(session, user, study_id), body.username)
 
 
 @router.delete("/{study_id}/members/{user_id}", status_code=204)
-def remove_member(study_id: int, user_id: int, session: SessionDep, user: CoordinatorUser) -> None:
+def remove_member(
+    study_id: IdPath, user_id: IdPath, session: SessionDep, user: CoordinatorUser
+) -> None:
     service.remove_member(session, service.visible_study(session, user, study_id), user_id)
 
 
 @router.get("/{study_id}/readers", response_model=list[ReaderRead])
-def list_readers(study_id: int, session: SessionDep, user: CoordinatorUser) -> list[ReaderRead]:
+def list_readers(study_id: IdPath, session: SessionDep, user: CoordinatorUser) -> list[ReaderRead]:
     study = service.visible_study(session, user, study_id)
     return [ReaderRead.model_validate(r) for r in service.list_readers(session, study)]
 
 
 @router.post("/{study_id}/readers", response_model=list[ReaderInvitation], status_code=201)
 def enroll_readers(
-    study_id: int, body: EnrollRequest, request: Request, session: SessionDep, user: CoordinatorUser
+    study_id: IdPath,
+    body: EnrollRequest,
+    request: Request,
+    session: SessionDep,
+    user: CoordinatorUser,
 ) -> list[ReaderInvitation]:
     settings: Settings = request.app.state.settings
     enrolled = service.enroll_readers(session, study_id, user, body.display_names)
@@ -110,7 +118,7 @@ def enroll_readers(
 
 @router.get("/{study_id}/readers/{reader_id}/assignments", response_model=list[AssignmentRead])
 def reader_assignments(
-    study_id: int, reader_id: int, session: SessionDep, user: CoordinatorUser
+    study_id: IdPath, reader_id: IdPath, session: SessionDep, user: CoordinatorUser
 ) -> list[AssignmentRead]:
     study = service.visible_study(session, user, study_id)
     return [
@@ -120,13 +128,13 @@ def reader_assignments(
 
 
 @router.get("/{study_id}/progress", response_model=list[ReaderProgress])
-def progress(study_id: int, session: SessionDep, user: CoordinatorUser) -> list[ReaderProgress]:
+def progress(study_id: IdPath, session: SessionDep, user: CoordinatorUser) -> list[ReaderProgress]:
     return service.progress(session, service.visible_study(session, user, study_id))
 
 
 @router.post("/{study_id}/readers/{reader_id}/revoke", response_model=ReaderRead)
 def revoke_reader(
-    study_id: int, reader_id: int, session: SessionDep, user: CoordinatorUser
+    study_id: IdPath, reader_id: IdPath, session: SessionDep, user: CoordinatorUser
 ) -> ReaderRead:
     study = service.visible_study(session, user, study_id)
     return ReaderRead.model_validate(service.revoke_reader(session, study, reader_id))
@@ -134,7 +142,11 @@ def revoke_reader(
 
 @router.post("/{study_id}/readers/{reader_id}/reissue", response_model=ReaderInvitation)
 def reissue_link(
-    study_id: int, reader_id: int, request: Request, session: SessionDep, user: CoordinatorUser
+    study_id: IdPath,
+    reader_id: IdPath,
+    request: Request,
+    session: SessionDep,
+    user: CoordinatorUser,
 ) -> ReaderInvitation:
     study = service.visible_study(session, user, study_id)
     e = service.reissue_link(session, study, reader_id)

@@ -20,7 +20,7 @@ def test_every_response_carries_the_security_headers(client: TestClient) -> None
         h = client.get(path).headers
         assert h["x-content-type-options"] == "nosniff", path
         assert h["x-frame-options"] == "DENY"
-        assert h["referrer-policy"] == "no-referrer"  # invitation tokens never leak
+        assert h["referrer-policy"] == "same-origin"  # invitation tokens never leak to other sites
         csp = h["content-security-policy"]
         assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
         assert "strict-transport-security" not in h  # only in production

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -86,10 +87,26 @@ def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     pg = context.new_page()
     pg.set_default_timeout(15_000)
+    blocked: list[str] = []
+    pg.on(
+        "console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None
+    )
     yield pg
     context.close()
+    assert not blocked, f"the pages broke their own Content Security Policy: {blocked}"
 
 
 def screenshot(page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def wait_until(page: Any, expression: str, timeout: float = 15_000) -> None:
+    """Poll a JavaScript expression until it is true. (Playwright's wait_for_function compiles
+    its predicate with eval, which the pages' Content Security Policy rightly forbids; evaluate
+    goes through the DevTools protocol and is not affected.)"""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not true after {timeout / 1000:g} s: {expression}")
+        time.sleep(0.1)

@@ -12,7 +12,7 @@ from backend.auth.models import Role
 from backend.studies import service as studies_service
 from backend.studies.models import StudyStatus
 from backend.studies.schemas import StudyCreate
-from tests.e2e.conftest import LiveServer, screenshot
+from tests.e2e.conftest import LiveServer, screenshot, wait_until
 from tests.factories import PASSWORD, make_dataset, make_pie_set, make_user
 
 UNNAMED_CONTROLS = """() => [...document.querySelectorAll('a[href], button, input, select, textarea')]
@@ -51,7 +51,7 @@ def test_reading_screen_at_desk_and_4k_sizes(
     page.goto(study_links["reader"])
     page.click("#start")
     page.wait_for_selector("#reader[data-ready=true]")
-    page.wait_for_function("document.getElementById('image').naturalWidth > 0")
+    wait_until(page, "document.getElementById('image').naturalWidth > 0")
     stage = page.eval_on_selector("#stage", "e => e.getBoundingClientRect().toJSON()")
     side = page.eval_on_selector("aside", "e => e.getBoundingClientRect().toJSON()")
     assert (

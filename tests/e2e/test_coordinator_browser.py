@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy.orm import Session
 
 from backend.auth.models import Role
-from tests.e2e.conftest import LiveServer, screenshot
+from tests.e2e.conftest import LiveServer, screenshot, wait_until
 from tests.factories import PASSWORD, make_dataset, make_pie_set, make_user
 
 
@@ -45,8 +45,8 @@ def test_coordinator_creates_enrolls_exports_and_reads_statistics(
     page.wait_for_url("**/studies")
     page.fill("input[name=name]", "Radiologist study")
     page.fill("input[name=seed]", "42")
-    page.wait_for_function(
-        "document.getElementById('preview').textContent.includes('20 PIEs + 20 non-PIEs')"
+    wait_until(
+        page, "document.getElementById('preview').textContent.includes('20 PIEs + 20 non-PIEs')"
     )
     screenshot(page, "coordinator-studies")
     page.click("#create-study button[type=submit]")
@@ -59,7 +59,7 @@ def test_coordinator_creates_enrolls_exports_and_reads_statistics(
     links = [page.input_value(f"#links p:nth-child({i}) input") for i in range(1, 7)]
     assert all(link.startswith(f"{live_server.url}/r/") for link in links)
     page.click("[data-status=open]")
-    page.wait_for_function("document.getElementById('status').textContent === 'open'")
+    wait_until(page, "document.getElementById('status').textContent === 'open'")
 
     page.goto(page.url + "?refresh_ms=500")
     assert page.inner_text("#progress tbody tr:first-child td:nth-child(2)") == "0 / 40"
@@ -67,8 +67,9 @@ def test_coordinator_creates_enrolls_exports_and_reads_statistics(
     for link in links:
         answer_some(link, rng, 10)
     # live progress: the table updates without a reload
-    page.wait_for_function(
-        "[...document.querySelectorAll('#progress tbody tr td:nth-child(2)')].every(td => td.textContent === '10 / 40')"
+    wait_until(
+        page,
+        "[...document.querySelectorAll('#progress tbody tr td:nth-child(2)')].every(td => td.textContent === '10 / 40')",
     )
     page.reload()
     rows = page.query_selector_all("#progress tbody tr")
@@ -84,4 +85,4 @@ def test_coordinator_creates_enrolls_exports_and_reads_statistics(
     assert text.count("\n") == 1 + 6 * 40 * 3 and text.startswith("study_id,study,reader_id")
 
     page.click("[data-status=closed]")
-    page.wait_for_function("document.getElementById('status').textContent === 'closed'")
+    wait_until(page, "document.getElementById('status').textContent === 'closed'")

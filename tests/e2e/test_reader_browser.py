@@ -14,7 +14,7 @@ from backend.reading.models import Answer
 from backend.studies import service as studies_service
 from backend.studies.models import StudyStatus
 from backend.studies.schemas import StudyCreate
-from tests.e2e.conftest import LiveServer, screenshot
+from tests.e2e.conftest import LiveServer, screenshot, wait_until
 from tests.factories import make_dataset, make_pie_set, make_user
 
 
@@ -59,14 +59,14 @@ def test_reader_answers_all_forty_cases_with_the_keyboard(
     assert "Welcome, Dr Browser" in page.inner_text("h1")
     screenshot(page, "reader-welcome")
     # autofocus lands at the next rendering step: press Enter once the focus ring is on Start
-    page.wait_for_function("document.activeElement && document.activeElement.id === 'start'")
+    wait_until(page, "document.activeElement && document.activeElement.id === 'start'")
     page.keyboard.press("Enter")
     page.wait_for_url("**/read/cases/1")
     for position in range(1, 41):
         assert page.url.endswith(f"/read/cases/{position}")
         answer_with_keys(page, "y3e" if position % 2 else "n4w")
         if position == 1:
-            page.wait_for_function("document.getElementById('image').naturalWidth > 0")
+            wait_until(page, "document.getElementById('image').naturalWidth > 0")
             screenshot(page, "reader-case")
             page.keyboard.press("?")
             assert page.is_visible("#help")

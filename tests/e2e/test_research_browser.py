@@ -13,7 +13,7 @@ from backend.auth.models import Role
 from backend.datasets import service as datasets_service
 from backend.db import make_sessionmaker
 from backend.runs.worker import Worker
-from tests.e2e.conftest import LiveServer, screenshot
+from tests.e2e.conftest import LiveServer, screenshot, wait_until
 from tests.factories import PASSWORD, make_dataset, make_pie_set, make_user, plain_dataset_files
 
 
@@ -33,8 +33,9 @@ def test_researcher_browses_pie_sets(
     screenshot(page, "research-index")
     page.click("text=smallcnn-k90-p5")
     page.wait_for_url("**/research/piesets/*")
-    page.wait_for_function(
-        "[...document.querySelectorAll('#thumbs img')].every(i => i.complete && i.naturalWidth > 0)"
+    wait_until(
+        page,
+        "[...document.querySelectorAll('#thumbs img')].every(i => i.complete && i.naturalWidth > 0)",
     )
     assert len(page.query_selector_all("#thumbs li")) == 8
     assert len(page.query_selector_all("#score-hist rect")) == 20
@@ -62,7 +63,7 @@ def test_researcher_starts_a_run_and_follows_it_to_its_pie_set(
     assert form.locator("input[name=store_path]").is_visible()
     form.locator("input[name=store_path]").fill("/etc")
     form.locator("button[type=submit]").click()
-    page.wait_for_function("document.querySelector('#message').textContent.includes('outside')")
+    wait_until(page, "document.querySelector('#message').textContent.includes('outside')")
 
     form.locator("select[name=source]").select_option("train")
     form.locator("input[name=name]").fill("browser-pies")
@@ -79,8 +80,8 @@ def test_researcher_starts_a_run_and_follows_it_to_its_pie_set(
     )  # fmt: skip
     thread = threading.Thread(target=worker.serve, kwargs={"drain": True})
     thread.start()
-    page.wait_for_function(
-        "document.querySelector('#run-status').textContent === 'succeeded'", timeout=120_000
+    wait_until(
+        page, "document.querySelector('#run-status').textContent === 'succeeded'", timeout=120_000
     )
     thread.join(timeout=60)
     assert page.get_attribute("#run-progress", "value") == "1"

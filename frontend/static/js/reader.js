@@ -7,6 +7,7 @@ const position = Number(root.dataset.position);
 const total = Number(root.dataset.total);
 const TIME_KEY = `piestudy.activeMs.${position}`;
 const $ = (id) => document.getElementById(id);
+$("answers").addEventListener("submit", (event) => event.preventDefault());  // answers save as given
 
 // ---------- answer queue ----------
 const STATE_TEXT = { saved: "Saved", saving: "Saving…", retrying: "Not saved yet, retrying…" };
