@@ -1,0 +1,310 @@
+"""A bounded load generator: simulated readers answering cases against a real uvicorn server.
+
+Loopback only (the server listens on 127.0.0.1), a fixed number of requests (each reader opens
+its link, then for each of its cases loads the case and its image and saves an answer) and a
+time cap. Each answer is retried with the same answer id until the server acknowledges it.
+`--crash` kills the server with SIGKILL once half of the answers are acknowledged and starts it
+again; the readers keep retrying. Afterwards the database is checked: every acknowledged answer
+is there exactly once, with the values acknowledged.
+
+    uv run python benchmarks/load.py --db sqlite --readers 200
+    uv run python benchmarks/load.py --db postgresql --readers 200 --crash
+
+Prints p50/p99 of answer saves and image loads (first attempts that succeeded), throughput,
+failed attempts, and the check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from PIL import Image
+from sqlalchemy import create_engine, func, select, text
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from backend import migrate  # noqa: E402
+from backend.auth import service as auth_service  # noqa: E402
+from backend.auth.models import Role  # noqa: E402
+from backend.auth.schemas import UserCreate  # noqa: E402
+from backend.datasets import service as datasets_service  # noqa: E402
+from backend.db import make_engine, make_sessionmaker  # noqa: E402
+from backend.piesets import service as piesets_service  # noqa: E402
+from backend.reading.models import Answer, AnswerRevision  # noqa: E402
+from backend.studies import service as studies_service  # noqa: E402
+from backend.studies.models import StudyStatus  # noqa: E402
+from backend.studies.schemas import StudyCreate  # noqa: E402
+
+LOAD_PASSWORD = "load-password-123"  # noqa: S105 - a throwaway account of a throwaway database
+PG_ADMIN = os.environ.get(
+    "PIESTUDY_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def database(kind: str, where: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{where / 'load.db'}"
+        return
+    name = f"piestudy_load_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def build_study(url: str, where: Path, readers: int, cases: int) -> list[str]:
+    """A dataset of tiny images, a PIE set, an open study with `readers` readers; their tokens."""
+    migrate.upgrade(url)
+    n = readers * (cases + 2)  # pools with room for rounding
+    images = where / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    lines = ["image,labels"]
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (32, 32), dtype=np.uint8)).save(images / f"i{i}.png")
+        lines.append(f"i{i}.png,{'Effusion' if i % 3 else 'No Finding'}")
+    (where / "labels.csv").write_text("\n".join(lines) + "\n")
+    engine = make_engine(url)
+    with make_sessionmaker(engine).begin() as s:
+        owner = auth_service.create_user(
+            s, UserCreate(username="load", password=LOAD_PASSWORD, role=Role.coordinator)
+        )
+        ds = datasets_service.import_dataset(
+            s, name="load", fmt="plain", labels_files=[where / "labels.csv"], image_dir=images,
+            classes=["No Finding", "Effusion"],
+        )  # fmt: skip
+        csv = "image,is_pie,score\n" + "".join(
+            f"i{i}.png,{i % 2},{rng.uniform(-1, 1):.4f}\n" for i in range(n)
+        )
+        ps = piesets_service.import_pie_set(
+            s, dataset_id=ds.id, name="load", csv_bytes=csv.encode()
+        )
+        study = studies_service.create_study(
+            s, owner,
+            StudyCreate(name="load", pie_set_id=ps.id, cases_per_reader=cases, planned_readers=readers, seed=1),
+        )  # fmt: skip
+        studies_service.change_status(s, study, StudyStatus.open)
+        enrolled = studies_service.enroll_readers(
+            s, study.id, owner, [f"reader {i}" for i in range(readers)]
+        )
+        tokens = [e.token for e in enrolled]
+    engine.dispose()
+    return tokens
+
+
+class Server:
+    def __init__(self, url: str, where: Path, port: int):
+        self.port = port
+        self.env = {
+            **os.environ, "PIESTUDY_DATABASE_URL": url, "PIESTUDY_VAR_DIR": str(where / "var"),
+            "PIESTUDY_PUBLIC_URL": f"http://127.0.0.1:{port}", "PIESTUDY_ENV": "test",
+        }  # fmt: skip
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+            [sys.executable, "-m", "uvicorn", "backend.main:create_app", "--factory",
+             "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log", "--log-level", "warning"],
+            cwd=ROOT, env=self.env,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if (
+                    httpx.get(f"http://127.0.0.1:{self.port}/api/health", timeout=1).status_code
+                    == 200
+                ):
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("the server did not start")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+
+@dataclass
+class Tally:
+    saves: list[float] = field(default_factory=list)  # seconds, acknowledged answer saves
+    images: list[float] = field(default_factory=list)
+    requests: int = 0
+    failed_attempts: int = 0
+    acknowledged: dict[str, dict[str, Any]] = field(default_factory=dict)  # answer id -> values
+
+
+async def reader(
+    base: str, token: str, cases: int, tally: Tally, deadline: float, seed: int
+) -> None:
+    rng = random.Random(seed)
+    async with httpx.AsyncClient(base_url=base, timeout=10) as c:
+
+        async def attempt(method: str, url: str, **kw: Any) -> httpx.Response:
+            """Retry until a non-5xx answer arrives (the server may be down, or restarting)."""
+            while True:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the time cap was reached")
+                tally.requests += 1
+                try:
+                    r = await c.request(method, url, **kw)
+                    if r.status_code < 500:
+                        return r
+                except httpx.TransportError:
+                    pass
+                tally.failed_attempts += 1
+                await asyncio.sleep(0.05 + rng.random() * 0.2)
+
+        r = await attempt("GET", f"/r/{token}", follow_redirects=False)
+        assert r.status_code == 303, r.text
+        for position in range(1, cases + 1):
+            r = await attempt("GET", f"/api/reader/cases/{position}")
+            assert r.status_code == 200, r.text
+            t = time.perf_counter()
+            r = await attempt("GET", f"/api/reader/cases/{position}/image")
+            assert r.status_code == 200 and r.content[:4] == b"\x89PNG", r.status_code
+            tally.images.append(time.perf_counter() - t)
+            body = {
+                "answer_id": f"load-{uuid.uuid4().hex}", "agree": rng.random() < 0.5,
+                "quality": rng.randint(1, 5), "difficulty": rng.randint(1, 5),
+                "active_seconds": round(rng.uniform(1, 30), 2),
+            }  # fmt: skip
+            t = time.perf_counter()
+            r = await attempt("POST", f"/api/reader/cases/{position}/answer", json=body)
+            assert r.status_code == 200, r.text
+            tally.saves.append(time.perf_counter() - t)
+            tally.acknowledged[body["answer_id"]] = body
+
+
+def check(url: str, tally: Tally) -> dict[str, Any]:
+    """Every acknowledged answer is stored exactly once, with its values."""
+    engine = make_engine(url)
+    with engine.connect() as c:
+        rows = c.execute(
+            select(
+                AnswerRevision.client_answer_id, AnswerRevision.agree, AnswerRevision.quality,
+                AnswerRevision.difficulty,
+            )
+        ).all()  # fmt: skip
+        answers = c.scalar(select(func.count()).select_from(Answer)) or 0
+    engine.dispose()
+    stored: dict[str, int] = {}
+    for row in rows:
+        stored[row[0]] = stored.get(row[0], 0) + 1
+    missing = [a for a in tally.acknowledged if a not in stored]
+    duplicated = [a for a, n in stored.items() if n > 1]
+    wrong = [
+        row[0] for row in rows if row[0] in tally.acknowledged
+        and (row[1], row[2], row[3]) != tuple(tally.acknowledged[row[0]][k] for k in ("agree", "quality", "difficulty"))
+    ]  # fmt: skip
+    return {
+        "acknowledged": len(tally.acknowledged), "stored_revisions": len(rows),
+        "answers": answers, "missing": len(missing), "duplicated": len(duplicated),
+        "wrong_values": len(wrong),
+    }  # fmt: skip
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values) * 1000, q)) if values else float("nan")
+
+
+def run_load(
+    kind: str, readers: int, cases: int, *, crash: bool = False, time_cap: float = 300.0
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp, database(kind, Path(tmp)) as url:
+        where = Path(tmp)
+        tokens = build_study(url, where, readers, cases)
+        server = Server(url, where, free_port())
+        server.start()
+        tally = Tally()
+        restarted_at = None
+
+        async def main() -> None:
+            nonlocal restarted_at
+            deadline = time.monotonic() + time_cap
+            base = f"http://127.0.0.1:{server.port}"
+            tasks = [
+                asyncio.create_task(reader(base, tok, cases, tally, deadline, i))
+                for i, tok in enumerate(tokens)
+            ]
+            if crash:
+                while len(tally.acknowledged) < readers * cases // 2:
+                    await asyncio.sleep(0.01)
+                restarted_at = len(tally.acknowledged)
+                server.kill()
+                await asyncio.to_thread(server.start)
+            await asyncio.gather(*tasks)
+
+        started = time.perf_counter()
+        try:
+            asyncio.run(main())
+        finally:
+            server.stop()
+        seconds = time.perf_counter() - started
+        result = {
+            "db": kind, "readers": readers, "cases_per_reader": cases, "crash": crash,
+            "killed_after_acknowledged": restarted_at, "seconds": round(seconds, 2),
+            "requests": tally.requests, "throughput_rps": round(tally.requests / seconds, 1),
+            "failed_attempts": tally.failed_attempts,
+            "answer_save_ms": {"p50": round(pct(tally.saves, 50), 1), "p99": round(pct(tally.saves, 99), 1)},
+            "image_load_ms": {"p50": round(pct(tally.images, 50), 1), "p99": round(pct(tally.images, 99), 1)},
+            **check(url, tally),
+        }  # fmt: skip
+        return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--readers", type=int, default=200)
+    parser.add_argument("--cases", type=int, default=10, help="cases per reader")
+    parser.add_argument("--crash", action="store_true", help="kill -9 the server halfway")
+    parser.add_argument("--time-cap", type=float, default=300.0)
+    args = parser.parse_args()
+    result = run_load(args.db, args.readers, args.cases, crash=args.crash, time_cap=args.time_cap)
+    print(json.dumps(result, indent=1))
+    ok = result["missing"] == result["duplicated"] == result["wrong_values"] == 0
+    print(f"load db={args.db} readers={args.readers} crash={args.crash} "
+          f"answer_p99_ms={result['answer_save_ms']['p99']} lossless={str(ok).lower()}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
