@@ -71,6 +71,12 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{(self.var_dir / 'piestudy.db').resolve()}"
 
+    def may_read(self, path: Path) -> bool:
+        """Whether a server path lies inside one of PIESTUDY_IMPORT_ROOTS (the API and runs
+        read only there)."""
+        resolved = path.resolve()
+        return any(resolved.is_relative_to(root.resolve()) for root in self.import_roots)
+
     @property
     def resolved_media_dir(self) -> Path:
         return (self.media_dir or self.var_dir / "media").resolve()

@@ -78,6 +78,15 @@ def make_dataset(session: Session, root: Path, n: int, name: str = "ds") -> Data
     )
 
 
+def make_split_dataset(session: Session, root: Path, n: int = 60, name: str = "runs-ds") -> Dataset:
+    """A plain dataset with patient-disjoint train/val/test splits (what a training run needs)."""
+    files = plain_dataset_files(root, n, with_split=True)
+    return datasets_service.import_dataset(
+        session, name=name, fmt="plain", labels_files=[files.labels], image_dir=files.image_dir,
+        classes=list(CLASSES),
+    )  # fmt: skip
+
+
 def pieset_csv(ids: Sequence[str], pies: set[str], *, seed: int = 0) -> bytes:
     rng = random.Random(seed)
     lines = ["image,is_pie,score"]

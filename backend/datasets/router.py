@@ -17,16 +17,14 @@ router = APIRouter(prefix="/api/datasets", tags=["datasets"])
 
 def _allowed_path(settings: Settings, raw: str, field: str) -> Path:
     """A server path the API may read: inside one of PIESTUDY_IMPORT_ROOTS."""
-    roots = [r.resolve() for r in settings.import_roots]
-    if not roots:
+    if not settings.import_roots:
         raise ForbiddenError(
             "imports through the API are off: set PIESTUDY_IMPORT_ROOTS to the folders it may "
             "read, or use `piestudy dataset import` on the server"
         )
-    path = Path(raw).resolve()
-    if not any(path.is_relative_to(root) for root in roots):
+    if not settings.may_read(Path(raw)):
         raise ForbiddenError(f"{field}: {raw!r} is outside PIESTUDY_IMPORT_ROOTS")
-    return path
+    return Path(raw).resolve()
 
 
 @router.get("", response_model=list[DatasetRead])

@@ -28,8 +28,12 @@ def run_params(run: Run) -> RunParams:
     return RunParams.from_dict({**run.params, "source": run.source})
 
 
+def work_dir(settings: Settings, run_id: int) -> Path:
+    """Where a run keeps what it computes (checkpoints, predictions, store, report)."""
+    return settings.resolved_media_dir / "runs" / str(run_id)
+
+
 def _check_paths(params: RunParams, settings: Settings) -> None:
-    roots = [r.resolve() for r in settings.import_roots]
     for name in ("store_path", "reference_dir", "reference_labels"):
         value = getattr(params, name)
         if not value:
@@ -37,7 +41,7 @@ def _check_paths(params: RunParams, settings: Settings) -> None:
         path = Path(value)
         if not path.is_absolute():
             raise InvalidInputError(f"params.{name}: give an absolute path on the server")
-        if not any(path.resolve().is_relative_to(r) for r in roots):
+        if not settings.may_read(path):
             raise InvalidInputError(
                 f"params.{name}: {value} is outside the folders this server may read "
                 "(PIESTUDY_IMPORT_ROOTS)"

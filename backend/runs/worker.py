@@ -21,6 +21,7 @@ from datetime import timedelta
 from types import FrameType
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import Settings
@@ -92,12 +93,22 @@ class _Context:
         elif cancel:
             self.halt("cancelled")
 
-    def heartbeat_loop(self) -> None:
+    def _heartbeat_loop(self) -> None:
         while not self.beating.wait(self.worker.heartbeat_s):
             try:
                 self.beat()
             except Exception as exc:  # a database hiccup: try again next beat
                 self.worker.say(f"run {self.run_id}: heartbeat failed: {exc}")
+
+    def start_heartbeats(self) -> None:
+        self.beater = threading.Thread(
+            target=self._heartbeat_loop, name=f"heartbeat-{self.run_id}", daemon=True
+        )
+        self.beater.start()
+
+    def end_heartbeats(self) -> None:
+        self.beating.set()
+        self.beater.join()
 
 
 class Worker:
@@ -154,17 +165,15 @@ class Worker:
                 self.say(f"run {stale}: re-queued (lease expired)")
             run_id = repository.claim_next(session, self.id, now)
             if run_id is not None:
-                run = session.get(Run, run_id, populate_existing=True)
-                assert run is not None
-                self._log(session, run_id, f"claimed by worker {self.id} (attempt {run.attempts})")
+                attempts = session.get_one(Run, run_id, populate_existing=True).attempts
+                self._log(session, run_id, f"claimed by worker {self.id} (attempt {attempts})")
         return run_id
 
     @staticmethod
     def _log(session: Session, run_id: int, line: str) -> None:
-        run = session.get(Run, run_id, populate_existing=True)
-        if run is not None:
-            run.log = service.append_log(run.log, [line])
-            session.flush()
+        session.execute(
+            update(Run).where(Run.id == run_id).values(log=_log_plus(session, run_id, [line]))
+        )
 
     # -------------------------------------------------------------- one run
 
@@ -173,10 +182,7 @@ class Worker:
         or handed back to the queue)."""
         ctx = _Context(self, run_id)
         self.current = ctx
-        beater = threading.Thread(
-            target=ctx.heartbeat_loop, name=f"heartbeat-{run_id}", daemon=True
-        )
-        beater.start()
+        ctx.start_heartbeats()
         try:
             with self.sessions() as session:
                 run = service.get_run(session, run_id)
@@ -189,21 +195,21 @@ class Worker:
                     else make_executor(run.executor)
                 )
             ctx.log(f"source {params.source}, executor {executor.name}, seeds {list(params.seeds)}")
-            work = self.settings.resolved_media_dir / "runs" / str(run_id)
+            work = service.work_dir(self.settings, run_id)
             result = regenerate(
                 params, inputs, work, ctx, executor=executor,
                 allowed_roots=[r.resolve() for r in self.settings.import_roots],
             )  # fmt: skip
             ctx.check()
         except RunCancelled:
-            return self._stopped(ctx, beater)
+            return self._stopped(ctx)
         except (ValueError, AppError, FileNotFoundError) as exc:
             message = exc.message if isinstance(exc, AppError) else str(exc)
-            return self._finish(ctx, beater, RunStatus.failed, error=message)
+            return self._finish(ctx, RunStatus.failed, error=message)
         except Exception as exc:
             detail = traceback.format_exc(limit=6)
             ctx.log(detail.rstrip())
-            return self._finish(ctx, beater, RunStatus.failed, error=f"{type(exc).__name__}: {exc}")
+            return self._finish(ctx, RunStatus.failed, error=f"{type(exc).__name__}: {exc}")
         finally:
             self.current = None
         provenance = {
@@ -213,7 +219,7 @@ class Worker:
         }  # fmt: skip
         parameters = {k: v for k, v in params.to_dict().items() if v is not None}
         return self._finish(
-            ctx, beater, RunStatus.succeeded, timings=result.timings,
+            ctx, RunStatus.succeeded, timings=result.timings,
             result=lambda session: import_pie_set(
                 session, dataset_id=dataset_id, name=name, csv_bytes=result.pieset_csv,
                 source_name=f"run-{run_id}-pies.csv", parameters=parameters, provenance=provenance,
@@ -222,20 +228,13 @@ class Worker:
             ).id,
         )  # fmt: skip
 
-    def _end_heartbeats(self, ctx: _Context, beater: threading.Thread) -> None:
-        ctx.beating.set()
-        beater.join()
-
-    def _stopped(self, ctx: _Context, beater: threading.Thread) -> RunStatus | None:
-        self._end_heartbeats(ctx, beater)
+    def _stopped(self, ctx: _Context) -> RunStatus | None:
+        ctx.end_heartbeats()
         if ctx.reason == "cancelled":
-            return self._finish(ctx, beater, RunStatus.cancelled)
+            return self._finish(ctx, RunStatus.cancelled)
         if ctx.reason == "shutdown":
             with self.sessions.begin() as session:
-                run = session.get(Run, ctx.run_id, populate_existing=True)
-                log = service.append_log(
-                    run.log if run else "", ["worker stopped: back in the queue"]
-                )
+                log = _log_plus(session, ctx.run_id, ["worker stopped: back in the queue"])
                 repository.update_owned(
                     session, ctx.run_id, self.id, status=RunStatus.queued, worker_id=None,
                     stage="re-queued", log=log,
@@ -246,13 +245,13 @@ class Worker:
         return None
 
     def _finish(
-        self, ctx: _Context, beater: threading.Thread, status: RunStatus, *,
+        self, ctx: _Context, status: RunStatus, *,
         error: str | None = None, timings: dict[str, float] | None = None,
         result: Callable[[Session], int] | None = None,
     ) -> RunStatus | None:  # fmt: skip
         """The run's last write, in one transaction with its result: the PIE set is created only
         if this worker still holds the run, and the run ends only if the PIE set was created."""
-        self._end_heartbeats(ctx, beater)
+        ctx.end_heartbeats()
         with ctx.lock:
             lines = [*ctx.pending, f"{status.value}" + (f": {error}" if error else "")]
             ctx.pending = []
@@ -269,18 +268,23 @@ class Worker:
                         values["progress"] = 1.0
                     if result is not None:
                         values["result_pie_set_id"] = result(session)
-                    run = session.get(Run, ctx.run_id, populate_existing=True)
-                    values["log"] = service.append_log(run.log if run else "", lines)
+                    values["log"] = _log_plus(session, ctx.run_id, lines)
                     if not repository.update_owned(session, ctx.run_id, self.id, **values):
                         raise _LostRunError
             except _LostRunError:
                 self.say(f"run {ctx.run_id}: another worker holds it now; result dropped")
                 return None
             except AppError as exc:  # the PIE set was refused (e.g. images not in the dataset)
-                return self._finish(ctx, beater, RunStatus.failed, error=exc.message)
+                return self._finish(ctx, RunStatus.failed, error=exc.message)
         self.say(f"run {ctx.run_id}: {status.value}" + (f" ({error})" if error else ""))
         return status
 
 
 class _LostRunError(Exception):
     pass
+
+
+def _log_plus(session: Session, run_id: int, lines: list[str]) -> str:
+    """The run's log as it is in the database, with `lines` added."""
+    run = session.get(Run, run_id, populate_existing=True)
+    return service.append_log(run.log if run else "", lines)

@@ -32,6 +32,13 @@ def count(session: Session, model: type) -> int:
     return n
 
 
+def committed_dataset(session: Session, root: Path, n: int) -> int:
+    """A dataset, committed; its id (no ORM object stays behind in the session)."""
+    ds_id = make_dataset(session, root, n).id
+    session.commit()
+    return ds_id
+
+
 def api_import(
     client: TestClient, headers: dict[str, str], labels: Path, images: Path, name: str = "x"
 ):
@@ -64,9 +71,7 @@ def test_an_oversized_pie_set_upload_is_refused_whole(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    ds = make_dataset(session, tmp_path, 20)
-    ds_id = ds.id
-    session.commit()
+    ds_id = committed_dataset(session, tmp_path, 20)
     monkeypatch.setattr(piesets_service, "MAX_CSV_BYTES", 1000)
     rows = "".join(f"img_{i:05d}.png,{i % 2},0.5\n" for i in range(20)) * 10
     r = client.post(
@@ -114,9 +119,7 @@ def test_label_files_that_are_huge_binary_or_escape_their_folder_are_refused(
 def test_malformed_pie_set_csvs_name_the_problem(
     client: TestClient, users: Users, session: Session, tmp_path: Path
 ) -> None:
-    ds = make_dataset(session, tmp_path, 10)
-    ds_id = ds.id
-    session.commit()
+    ds_id = committed_dataset(session, tmp_path, 10)
     researcher = users.headers("rita", Role.researcher)
     cases = {
         b"\x89PNG\r\n\x1a\n\x00\x00binary": "not UTF-8 text",
@@ -138,9 +141,7 @@ def test_a_run_from_malformed_pickles_fails_with_the_reason(
     client: TestClient, users: Users, session: Session, tmp_path: Path, engine: Engine,
     settings: Settings,
 ) -> None:  # fmt: skip
-    ds = make_dataset(session, tmp_path, 10)
-    ds_id = ds.id
-    session.commit()
+    ds_id = committed_dataset(session, tmp_path, 10)
     pickles = tmp_path / "pickles"
     pickles.mkdir()
     for k in ("0", "0.9"):

@@ -20,16 +20,16 @@ from sqlalchemy.orm import Session
 
 from backend.auth.models import Role
 from backend.config import Settings
-from backend.datasets import service as datasets_service
 from backend.datasets.models import Dataset
 from backend.db import make_sessionmaker
 from backend.piesets.models import PieSet
 from backend.runs import repository
 from backend.runs.models import Run, RunStatus
+from backend.runs.service import work_dir
 from backend.runs.worker import Worker
 from backend.timeutil import utcnow
 from tests.conftest import Users
-from tests.factories import make_pie_set, plain_dataset_files
+from tests.factories import make_pie_set, make_split_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = {"seeds": [0, 1], "image_size": 32, "epochs": 1, "batch_size": 16}
@@ -44,12 +44,7 @@ class DatasetRef:
 
 
 def split_dataset(session: Session, root: Path, n: int = 60) -> DatasetRef:
-    files = plain_dataset_files(root, n, with_split=True)
-    ds = datasets_service.import_dataset(
-        session, name="runs-ds", fmt="plain", labels_files=[files.labels],
-        image_dir=files.image_dir, classes=["No Finding", "Effusion", "Atelectasis", "Hernia"],
-    )  # fmt: skip
-    ref = DatasetRef(ds)
+    ref = DatasetRef(make_split_dataset(session, root, n))
     session.commit()
     return ref
 
@@ -203,7 +198,7 @@ def test_a_run_makes_a_new_pie_set_version_and_studies_keep_theirs(
     )
 
     # the finished run's store is a source of its own: a second run from it, no training
-    store = settings.resolved_media_dir / "runs" / str(run["id"]) / "store"
+    store = work_dir(settings, run["id"]) / "store"
     again = start(
         client, researcher, ds, source="store", params={"store_path": str(store), "k_star": 0.8}
     )
@@ -289,7 +284,7 @@ def test_two_worker_processes_never_run_the_same_run(
     # one trained store, then six analysis-only runs from it for two workers to compete for
     first = start(client, researcher, ds)
     worker(engine, settings).serve(drain=True)
-    store = settings.resolved_media_dir / "runs" / str(first["id"]) / "store"
+    store = work_dir(settings, first["id"]) / "store"
     a, b = spawn(), spawn()
     ids = {wait_ready(a), wait_ready(b)}
     assert len(ids) == 2
@@ -323,9 +318,7 @@ def test_a_killed_worker_s_run_is_requeued_and_resumed_without_retraining(
     wait_for(lambda: "seed 0:" in fetch(engine, run).log, 120, "seed 0 finished")
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
-    checkpoint = (
-        settings.resolved_media_dir / "runs" / str(run) / "population" / "seed-0" / "model.pt"
-    )
+    checkpoint = work_dir(settings, run) / "population" / "seed-0" / "model.pt"
     trained_at = checkpoint.stat().st_mtime_ns
     assert fetch(engine, run).status == RunStatus.running  # nobody has noticed yet
 

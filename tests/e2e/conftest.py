@@ -16,6 +16,7 @@ import uvicorn
 from backend.config import Settings
 from backend.main import create_app
 from tests.dbutil import need
+from tests.factories import PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -110,3 +111,11 @@ def wait_until(page: Any, expression: str, timeout: float = 15_000) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"not true after {timeout / 1000:g} s: {expression}")
         time.sleep(0.1)
+
+
+def sign_in(page: Any, username: str, home: str) -> None:
+    """Fill the sign-in form open on `page` with the test password; wait for the role's home."""
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**/{home}")

@@ -12,8 +12,8 @@ from backend.auth.models import Role
 from backend.studies import service as studies_service
 from backend.studies.models import StudyStatus
 from backend.studies.schemas import StudyCreate
-from tests.e2e.conftest import LiveServer, screenshot, wait_until
-from tests.factories import PASSWORD, make_dataset, make_pie_set, make_user
+from tests.e2e.conftest import LiveServer, screenshot, sign_in, wait_until
+from tests.factories import make_dataset, make_pie_set, make_user
 
 UNNAMED_CONTROLS = """() => [...document.querySelectorAll('a[href], button, input, select, textarea')]
   .filter((el) => el.type !== 'hidden')
@@ -76,10 +76,7 @@ def test_every_control_has_an_accessible_name(page: Any, study_links: dict[str, 
     assert page.evaluate(UNNAMED_CONTROLS) == []
     page.goto(study_links["base"] + "/login")
     assert page.evaluate(UNNAMED_CONTROLS) == []
-    page.fill("input[name=username]", "access")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/studies")
+    sign_in(page, "access", "studies")
     assert page.evaluate(UNNAMED_CONTROLS) == []
     page.goto(study_links["study"])
     assert page.evaluate(UNNAMED_CONTROLS) == []

@@ -10,8 +10,8 @@ import httpx
 from sqlalchemy.orm import Session
 
 from backend.auth.models import Role
-from tests.e2e.conftest import LiveServer, screenshot, wait_until
-from tests.factories import PASSWORD, make_dataset, make_pie_set, make_user
+from tests.e2e.conftest import LiveServer, screenshot, sign_in, wait_until
+from tests.factories import make_dataset, make_pie_set, make_user
 
 
 def answer_some(url: str, rng: random.Random, cases: int) -> None:
@@ -39,10 +39,7 @@ def test_coordinator_creates_enrolls_exports_and_reads_statistics(
     page.click("button[type=submit]")
     assert "wrong username or password" in page.inner_text("[role=alert]")
     screenshot(page, "coordinator-login")
-    page.fill("input[name=username]", "coco")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/studies")
+    sign_in(page, "coco", "studies")
     page.fill("input[name=name]", "Radiologist study")
     page.fill("input[name=seed]", "42")
     wait_until(

@@ -10,11 +10,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from backend.auth.models import Role
-from backend.datasets import service as datasets_service
 from backend.db import make_sessionmaker
 from backend.runs.worker import Worker
-from tests.e2e.conftest import LiveServer, screenshot, wait_until
-from tests.factories import PASSWORD, make_dataset, make_pie_set, make_user, plain_dataset_files
+from tests.e2e.conftest import LiveServer, screenshot, sign_in, wait_until
+from tests.factories import make_dataset, make_pie_set, make_split_dataset, make_user
 
 
 def test_researcher_browses_pie_sets(
@@ -25,10 +24,7 @@ def test_researcher_browses_pie_sets(
     make_user(session, "rex", Role.researcher)
     session.commit()
     page.goto(f"{live_server.url}/login")
-    page.fill("input[name=username]", "rex")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/research")
+    sign_in(page, "rex", "research")
     assert "synthetic-cxr" in page.inner_text("#datasets")
     screenshot(page, "research-index")
     page.click("text=smallcnn-k90-p5")
@@ -45,18 +41,11 @@ def test_researcher_browses_pie_sets(
 def test_researcher_starts_a_run_and_follows_it_to_its_pie_set(
     page: Any, live_server: LiveServer, session: Session, tmp_path: Path, engine: Engine
 ) -> None:
-    files = plain_dataset_files(tmp_path, 60, with_split=True)
-    datasets_service.import_dataset(
-        session, name="runs-ds", fmt="plain", labels_files=[files.labels],
-        image_dir=files.image_dir, classes=["No Finding", "Effusion", "Atelectasis", "Hernia"],
-    )  # fmt: skip
+    make_split_dataset(session, tmp_path)
     make_user(session, "rex", Role.researcher)
     session.commit()
     page.goto(f"{live_server.url}/login")
-    page.fill("input[name=username]", "rex")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/research")
+    sign_in(page, "rex", "research")
     form = page.locator("#start-run")
     assert form.locator("input[name=store_path]").is_hidden()  # fields follow the source
     form.locator("select[name=source]").select_option("store")
