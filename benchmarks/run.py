@@ -95,7 +95,8 @@ def bench_prune_20(model_name: str) -> None:
     from torch.nn.utils import prune
 
     from ml.models import create_model
-    from ml.prune import SPARSITIES, prunable_weights, pruned_models, rank_weights
+    from ml.prune import prunable_weights, pruned_models, rank_weights
+    from ml.store import SPARSITIES
 
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as d:
@@ -206,7 +207,7 @@ def main() -> None:
     if "ap_grid" in run:
         bench_ap_grid(size["S"], size["K"], size["N"], size["C"])
     if "prune_20" in run:
-        bench_prune_20("resnet18" if args.quick else "resnet50")
+        bench_prune_20("smallcnn" if args.quick else "resnet50")
     if "analysis" in run:
         bench_full_analysis(size)
 

@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -26,7 +25,9 @@ def average_precision(
     For a positive with score s, sklearn's precision at that threshold is
     tp(>= s) / count(>= s) (the tie group of s counts whole). Both counts come from binary
     searches in value-sorted arrays, so no argsort is needed: values are sorted with numpy's
-    SIMD sort and searched in batches. AP is the mean of that precision over the positives.
+    SIMD sort, and the positives, sorted too, are searched in ascending order (numpy's search
+    starts each key where the previous one ended). AP is the mean of that precision over the
+    positives.
     The leading indices (e.g. (seed, sparsity)) are taken `blocks` at a time, so a memory-mapped
     store is read piecewise and never copied whole.
     """
@@ -42,30 +43,46 @@ def average_precision(
     positives = [np.flatnonzero(y[:, k]) for k in range(c)]
     out = np.full((flat.shape[0], c), np.nan)
 
-    def run(start: int) -> None:
-        part = np.ascontiguousarray(
-            np.asarray(flat[start : start + blocks], dtype=np.float32).transpose(0, 2, 1)
-        )
-        everything = torch.from_numpy(np.sort(part, axis=2))  # [b, C, N]
-        for k in range(c):
-            pos = positives[k]
-            if pos.size == 0:
-                continue
-            pos_sorted = np.ascontiguousarray(np.sort(part[:, k, pos], axis=1))  # [b, P] ascending
-            below = torch.searchsorted(
-                everything[:, k].contiguous(), torch.from_numpy(pos_sorted), side="left"
-            )
-            count_ge = (n - below).numpy()
-            # tp(>= s) = P - (first index of s among the sorted positives): tie-group starts
-            starts = np.ones(pos_sorted.shape, dtype=bool)
-            starts[:, 1:] = pos_sorted[:, 1:] != pos_sorted[:, :-1]
-            first = np.maximum.accumulate(np.where(starts, np.arange(pos.size), 0), axis=1)
-            tp_ge = pos.size - first
-            out[start : start + part.shape[0], k] = (tp_ge / count_ge).sum(axis=1) / pos.size
+    def run(starts: list[int]) -> None:
+        # One buffer per worker, sorted in place: fresh 36 MB arrays per block cost page faults.
+        buffer = np.empty((min(blocks, flat.shape[0]), c, n), dtype=np.float32)  # [b, C, N]
+        for start in starts:
+            chunk = flat[start : start + blocks]
+            part = buffer[: chunk.shape[0]]
+            for i in range(chunk.shape[0]):  # one [N, C] slab at a time: cache-friendly
+                part[i] = np.asarray(chunk[i], dtype=np.float32).T
+            part += 0.0  # -0.0 becomes +0.0, so equal scores have equal bits
+            keys: npt.NDArray[np.float32] | npt.NDArray[np.int32] = part
+            if part.min() >= 0:  # (False with NaN)
+                # Non-negative floats order exactly as their bits read as integers, and numpy
+                # sorts int32 faster than float32 (4.1 vs 5.2 ns per value here): same order,
+                # same ties.
+                keys = part.view(np.int32)
+            # each class's positives, sorted ([b, P] ascending), before the block is sorted
+            pos_keys = [np.sort(keys[:, k, positives[k]], axis=1) for k in range(c)]
+            keys.sort(axis=2)
+            for k in range(c):
+                pos, pos_sorted = positives[k], pos_keys[k]
+                if pos.size == 0:
+                    continue
+                count_ge = np.empty(pos_sorted.shape, dtype=np.int64)
+                for row in range(pos_sorted.shape[0]):
+                    # numpy's binary search starts each ascending key where the last one ended
+                    below = np.searchsorted(keys[row, k], pos_sorted[row], side="left")
+                    count_ge[row] = n - below
+                # tp(>= s) = P - (first index of s among the sorted positives): tie-group starts
+                group_start = np.ones(pos_sorted.shape, dtype=bool)
+                group_start[:, 1:] = pos_sorted[:, 1:] != pos_sorted[:, :-1]
+                first = np.maximum.accumulate(np.where(group_start, np.arange(pos.size), 0), axis=1)
+                tp_ge = pos.size - first
+                out[start : start + part.shape[0], k] = (tp_ge / count_ge).sum(axis=1) / pos.size
 
-    # Blocks are independent and numpy's sort releases the GIL: use every core.
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        list(pool.map(run, range(0, flat.shape[0], blocks)))
+    # Blocks are independent and numpy's sort and search release the GIL: use every core.
+    workers = os.cpu_count() or 1
+    block_starts = list(range(0, flat.shape[0], blocks))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        # (a worker without blocks would still allocate its buffer)
+        list(pool.map(run, [b for i in range(workers) if (b := block_starts[i::workers])]))
     return np.asarray(out.reshape(*lead, c), dtype=np.float64)
 
 

@@ -17,8 +17,8 @@ from torch import nn
 
 from ml.config import resolve_device
 from ml.data.images import SplitData, to_model_input
-from ml.prune import SPARSITIES, PruningMethod, pruned_models, rank_weights, sparsity_report
-from ml.store import PredictionStore, StoreMeta, StoreWriter
+from ml.prune import PruningMethod, pruned_models, rank_weights, sparsity_report
+from ml.store import SPARSITIES, PredictionStore, StoreMeta, StoreWriter
 from ml.train import load_seed_model
 
 Progress = Callable[[str, int, int], None]

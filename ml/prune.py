@@ -18,6 +18,7 @@ taken together in module order as one flat vector of N weights.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-SPARSITIES: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(20))  # 0, 0.05, ..., 0.95
+from ml.store import SPARSITIES
+
 PruningMethod = Literal["l1", "random"]
 
 
@@ -57,10 +59,17 @@ class WeightRanking:
     names: tuple[str, ...]
     shapes: tuple[tuple[int, ...], ...]
     order: torch.Tensor  # int64 [N]
-    rank: torch.Tensor  # int64 [N]
     prunable_count: int
     method: PruningMethod
     min_keep: float
+
+    @functools.cached_property
+    def rank(self) -> torch.Tensor:
+        """int64 [N]: where each weight stands in `order` (made when first asked for: pruning
+        itself needs only the order)."""
+        rank = np.empty(self.order.numel(), dtype=np.int64)
+        rank[self.order.numpy()] = np.arange(self.order.numel(), dtype=np.int64)
+        return torch.from_numpy(rank)
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -103,11 +112,13 @@ def stable_order(score: torch.Tensor) -> torch.Tensor:
         raise ValueError("too many weights for a 32-bit index")
     if values.size and float(values.min()) < 0:
         raise ValueError("scores must be non-negative")
-    keys = (values.view(np.uint32).astype(np.uint64) << np.uint64(32)) | np.arange(
-        values.size, dtype=np.uint64
-    )
+    # In place where possible: each fresh array of this size is ~200 MB of page faults.
+    keys = values.view(np.uint32).astype(np.uint64)
+    keys <<= np.uint64(32)
+    keys |= np.arange(values.size, dtype=np.uint64)
     keys.sort()
-    return torch.from_numpy((keys & np.uint64(0xFFFFFFFF)).astype(np.int64))
+    keys &= np.uint64(0xFFFFFFFF)
+    return torch.from_numpy(keys.view(np.int64))  # indices < 2**32: the same bits as int64
 
 
 def rank_weights(
@@ -149,10 +160,7 @@ def rank_weights(
         kept = torch.nonzero(protected).squeeze(1)
         order = torch.cat([free[stable_order(score[free])], kept[stable_order(score[kept])]])
         prunable_count = int(free.numel())
-    rank_np = np.empty(total, dtype=np.int64)
-    rank_np[order.numpy()] = np.arange(total, dtype=np.int64)
-    rank = torch.from_numpy(rank_np)
-    return WeightRanking(names, shapes, order, rank, prunable_count, method, min_keep)
+    return WeightRanking(names, shapes, order, prunable_count, method, min_keep)
 
 
 def pruned_models(

@@ -33,8 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ml.data.labels import LabelRecord, LabelTable
-from ml.prune import SPARSITIES
-from ml.store import PredictionStore, StoreMeta, StoreWriter
+from ml.store import SPARSITIES, PredictionStore, StoreMeta, StoreWriter
 
 if TYPE_CHECKING:
     from ml.data.images import SplitData

@@ -27,6 +27,10 @@ import numpy.typing as npt
 
 from ml.fileio import atomic_write_text
 
+# The study's 20 sparsities (SPEC §2): 0, 0.05, ..., 0.95. Here, not in ml.prune, so that what only
+# reads stores (the web server, the analysis) never imports torch.
+SPARSITIES: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(20))
+
 FORMAT = "piestudy-prediction-store"
 VERSION = 1
 PREDICTIONS = "predictions.npy"

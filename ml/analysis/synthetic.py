@@ -16,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.prune import SPARSITIES
-from ml.store import PredictionStore, StoreMeta, StoreWriter
+from ml.store import SPARSITIES, PredictionStore, StoreMeta, StoreWriter
 
 
 def synthetic_store(

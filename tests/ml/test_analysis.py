@@ -44,6 +44,19 @@ def test_ap_equals_sklearn_with_ties(seed: int, n: int, levels: int) -> None:
     assert np.nanmax(np.abs(ours - ref), initial=0.0) <= 1e-12
 
 
+def test_ap_equals_sklearn_for_logits_and_signed_zeros() -> None:
+    # Scores in [0, 1] take the integer-sort path; logits (negative values) the float one; -0.0
+    # and +0.0 are one tie group on both.
+    rng = np.random.default_rng(5)
+    y = (rng.random((300, 3)) < 0.3).astype(np.uint8)
+    logits = rng.normal(0, 2, (2, 2, 300, 3)).astype(np.float32)
+    probabilities = (rng.integers(0, 4, (2, 2, 300, 3)) / 3).astype(np.float32)
+    probabilities[probabilities == 0] = rng.choice([0.0, -0.0], (probabilities == 0).sum())
+    for s in (logits, probabilities):
+        ours, ref = average_precision(y, s, blocks=3), sklearn_grid(y, s)
+        assert np.nanmax(np.abs(ours - ref), initial=0.0) <= 1e-12
+
+
 def test_class_without_positives_is_nan_and_left_out_of_map() -> None:
     rng = np.random.default_rng(0)
     y = (rng.random((100, 3)) < 0.3).astype(np.uint8)

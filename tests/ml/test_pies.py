@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ml.pies import PieScores, find_pies, pie_scores, rowwise_spearman, write_pie_set
 from ml.pieset_file import parse_pieset_csv
-from ml.prune import SPARSITIES
+from ml.store import SPARSITIES
 
 # the pandas reference warns on the constant rows these tests make on purpose
 pytestmark = pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")

@@ -10,7 +10,6 @@ from torch.nn.utils import prune
 
 from ml.models import create_model
 from ml.prune import (
-    SPARSITIES,
     prunable_weights,
     prune_count,
     prune_to,
@@ -18,6 +17,7 @@ from ml.prune import (
     rank_weights,
     sparsity_report,
 )
+from ml.store import SPARSITIES
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.prune import SPARSITIES
 from ml.reference import ReferenceImportError, import_reference
-from ml.store import PredictionStore, StoreError, StoreMeta, StoreWriter
+from ml.store import SPARSITIES, PredictionStore, StoreError, StoreMeta, StoreWriter
 
 CLASSES = ("No Finding", "Effusion", "Hernia")
 
