@@ -78,12 +78,17 @@ def session_scope() -> Iterator[Session]:
 def serve(
     host: Annotated[str | None, typer.Option(help="interface to listen on")] = None,
     port: Annotated[int | None, typer.Option(help="port (PIESTUDY_PORT)")] = None,
-    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    workers: Annotated[
+        int | None, typer.Option(help="server processes (PIESTUDY_WORKERS)", min=1, max=32)
+    ] = None,
 ) -> None:
     """Serve the API and the web interface."""
     import uvicorn
 
     settings = get_settings()
+    workers = workers or settings.server_workers
+    # each process shares out the database slots by the number of processes (backend.db)
+    os.environ["PIESTUDY_WORKERS"] = str(workers)
     uvicorn.run(
         "backend.main:create_app",
         factory=True,
@@ -125,7 +130,7 @@ def demo(
         typer.echo(f"    {name}: {url}")
     if serve_after:
         console.print(f"\nserving on {settings.base_url} (Ctrl-C stops)\n")
-        serve(host=None, port=None, workers=1)
+        serve(host=None, port=None, workers=None)
 
 
 @db_app.command("upgrade")

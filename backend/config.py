@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -46,6 +47,16 @@ class Settings(BaseSettings):
     max_request_mb: int = Field(
         default=100, ge=1, le=10_000, description="larger request bodies are refused with 413"
     )
+    db_slots: int | None = Field(
+        default=None, ge=1, le=10,
+        description="requests that may hold a database session at once (the rest queue); "
+        "unset: 1 on SQLite; on PostgreSQL 4 shared out among the server processes, 2 each at least",
+    )  # fmt: skip
+    workers: int | None = Field(
+        default=None, ge=1, le=32,
+        description="server processes (`piestudy serve`); unset: 1 on SQLite (one writer at a "
+        "time in any case), one per CPU core (at most 8) on PostgreSQL",
+    )  # fmt: skip
     forwarded_allow_ips: str = Field(
         default="127.0.0.1",
         description="proxies whose X-Forwarded-For/-Proto are trusted (HTTPS behind a proxy)",
@@ -84,6 +95,17 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def server_workers(self) -> int:
+        """Processes `piestudy serve` starts. On PostgreSQL one per core: a process runs Python
+        on one core at a time, and at 200 readers one process alone queues their saves behind
+        each other. On SQLite one: every request that writes waits for the one write lock."""
+        if self.workers is not None:
+            return self.workers
+        if self.database_url.startswith("sqlite"):
+            return 1
+        return max(1, min(os.cpu_count() or 1, 8))
 
 
 @lru_cache

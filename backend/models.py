@@ -1,6 +1,6 @@
 """Every table, imported in one place so that Base.metadata is complete (Alembic, tests)."""
 
-from backend.auth.models import AuthSession, User
+from backend.auth.models import AuthSession, SignInFailure, User
 from backend.datasets.models import Dataset, Image
 from backend.db import Base
 from backend.piesets.models import PieSet, PieSetMember
@@ -22,6 +22,7 @@ __all__ = [
     "Reader",
     "ReaderSession",
     "Run",
+    "SignInFailure",
     "Study",
     "StudyCase",
     "StudyMember",

@@ -1,4 +1,6 @@
-"""Security at the edge: response headers, a cross-site request check, login rate limiting.
+"""Security at the edge: response headers and a cross-site request check.
+
+(Sign-in rate limiting needs the database: backend.auth.limiter.)
 
 - Headers on every response: no MIME sniffing, no framing, no referrer to other sites (invitation links carry
   their token in the path, and the viewer must never leak it to another site), a strict Content
@@ -7,22 +9,15 @@
   without one, Referer) names another site is refused with 403 before it reaches a route. This
   protects the cookie-authenticated forms and API calls on top of the cookies' SameSite flags;
   clients that send neither header (scripts, the CLI) are not browsers and cannot be tricked.
-- Login rate limiting: after `attempts` failed sign-ins within `window` seconds for one username
-  or from one address, further attempts are refused with 429 and Retry-After until the window
-  has passed; a success clears the username's failures.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
-
-from backend.errors import AppError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -97,6 +92,7 @@ class EdgeSecurity:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         if scope["method"] in UNSAFE:
             foreign = self._cross_site(scope)
             if foreign is not None:
@@ -134,52 +130,14 @@ class EdgeSecurity:
                 return
             if message["type"] == "http.response.start":
                 existing = {k.lower() for k, _ in message.get("headers", [])}
-                message["headers"] = list(message.get("headers", [])) + [
-                    (k, v) for k, v in self.headers if k not in existing
-                ]
+                # How long the server took to start answering (waiting for a database slot
+                # included): shown by browsers' developer tools, read by benchmarks/load.py.
+                took = f"app;dur={(time.perf_counter() - started) * 1000:.1f}".encode()
+                message["headers"] = (
+                    list(message.get("headers", []))
+                    + [(k, v) for k, v in self.headers if k not in existing]
+                    + [(b"server-timing", took)]
+                )
             await send(message)
 
         await self.app(scope, counted, with_headers)
-
-
-class TooManyAttemptsError(AppError):
-    status_code = 429
-
-
-class LoginLimiter:
-    def __init__(self, attempts: int = 5, window: float = 900.0, per_address: int = 30):
-        self.attempts, self.window, self.per_address = attempts, window, per_address
-        self.failures: dict[str, deque[float]] = {}
-        self.lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        q = self.failures.setdefault(key, deque())
-        while q and q[0] <= now - self.window:
-            q.popleft()
-        return q
-
-    def check(self, username: str, address: str) -> None:
-        """Raise TooManyAttemptsError while either key is over its limit."""
-        now = time.monotonic()
-        with self.lock:
-            for key, limit in (
-                (f"u:{username.lower()}", self.attempts),
-                (f"a:{address}", self.per_address),
-            ):
-                q = self._recent(key, now)
-                if len(q) >= limit:
-                    wait = int(q[0] + self.window - now) + 1
-                    raise TooManyAttemptsError(
-                        f"too many failed sign-ins; try again in {wait} s",
-                        detail={"retry_after": wait},
-                    )
-
-    def failed(self, username: str, address: str) -> None:
-        now = time.monotonic()
-        with self.lock:
-            for key in (f"u:{username.lower()}", f"a:{address}"):
-                self._recent(key, now).append(now)
-
-    def succeeded(self, username: str) -> None:
-        with self.lock:
-            self.failures.pop(f"u:{username.lower()}", None)

@@ -1,23 +1,30 @@
 """A bounded load generator: simulated readers answering cases against a real uvicorn server.
 
 Loopback only (the server listens on 127.0.0.1), a fixed number of requests (each reader opens
-its link, then for each of its cases loads the case and its image and saves an answer) and a
-time cap. Each answer is retried with the same answer id until the server acknowledges it.
+its link, then for each of its cases loads the case and its image, looks at it for a while and
+saves an answer) and a time cap. A reader looks at each case for `--think` seconds on average
+(uniform between half and one and a half times it; the answer reports that time as its active
+seconds), and the readers start at random moments within the first think time, so that all of
+them are reading at once. `--think 0` makes every reader a client that never pauses: the
+server's capacity rather than a reading session. Each answer is retried with the same answer id until the server acknowledges it.
 `--crash` kills the server with SIGKILL once half of the answers are acknowledged and starts it
 again; the readers keep retrying. Afterwards the database is checked: every acknowledged answer
 is there exactly once, with the values acknowledged.
 
     uv run python benchmarks/load.py --db sqlite --readers 200
     uv run python benchmarks/load.py --db postgresql --readers 200 --crash
+    uv run python benchmarks/load.py --db sqlite --readers 200 --think 0
 
-Prints p50/p99 of answer saves and image loads (first attempts that succeeded), throughput,
-failed attempts, and the check.
+Prints p50/p99 of answer saves and image loads as the readers saw them (the client shares the
+machine's two cores with the server) and as the server timed them (its Server-Timing header),
+throughput, failed attempts, and the check.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -36,6 +43,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import uvloop
 from PIL import Image
 from sqlalchemy import create_engine, func, select, text
 
@@ -46,6 +54,7 @@ from backend import migrate  # noqa: E402
 from backend.auth import service as auth_service  # noqa: E402
 from backend.auth.models import Role  # noqa: E402
 from backend.auth.schemas import UserCreate  # noqa: E402
+from backend.config import Settings  # noqa: E402
 from backend.datasets import service as datasets_service  # noqa: E402
 from backend.db import make_engine, make_sessionmaker  # noqa: E402
 from backend.piesets import service as piesets_service  # noqa: E402
@@ -55,6 +64,9 @@ from backend.studies.models import StudyStatus  # noqa: E402
 from backend.studies.schemas import StudyCreate  # noqa: E402
 
 LOAD_PASSWORD = "load-password-123"  # noqa: S105 - a throwaway account of a throwaway database
+# A reader grades label agreement, image quality and difficulty of a chest X-ray: 15 s a case on
+# average is brisk for a radiologist (the range is 7.5-22.5 s).
+DEFAULT_THINK = 15.0
 PG_ADMIN = os.environ.get(
     "PIESTUDY_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -124,19 +136,21 @@ def build_study(url: str, where: Path, readers: int, cases: int) -> list[str]:
 
 
 class Server:
-    def __init__(self, url: str, where: Path, port: int):
-        self.port = port
+    def __init__(self, url: str, where: Path, port: int, workers: int = 1):
+        self.port, self.workers = port, workers
         self.env = {
             **os.environ, "PIESTUDY_DATABASE_URL": url, "PIESTUDY_VAR_DIR": str(where / "var"),
             "PIESTUDY_PUBLIC_URL": f"http://127.0.0.1:{port}", "PIESTUDY_ENV": "test",
+            "PIESTUDY_WORKERS": str(workers),  # as `piestudy serve` sets it for its processes
         }  # fmt: skip
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.proc = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
             [sys.executable, "-m", "uvicorn", "backend.main:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log", "--log-level", "warning"],
-            cwd=ROOT, env=self.env,
+             "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log", "--log-level", "warning",
+             "--workers", str(self.workers)],
+            cwd=ROOT, env=self.env, start_new_session=True,  # its own process group: see kill
         )  # fmt: skip
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -151,8 +165,9 @@ class Server:
         raise RuntimeError("the server did not start")
 
     def kill(self) -> None:
+        """SIGKILL to the server and, with --workers, to every worker process it started."""
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
+        os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
 
     def stop(self) -> None:
@@ -165,33 +180,101 @@ class Server:
 class Tally:
     saves: list[float] = field(default_factory=list)  # seconds, acknowledged answer saves
     images: list[float] = field(default_factory=list)
+    # the same requests as the server timed them (its Server-Timing header): without the client
+    saves_server: list[float] = field(default_factory=list)
+    images_server: list[float] = field(default_factory=list)
     requests: int = 0
     failed_attempts: int = 0
     acknowledged: dict[str, dict[str, Any]] = field(default_factory=dict)  # answer id -> values
 
 
+class Response:
+    def __init__(self, status_code: int, headers: dict[str, str], content: bytes):
+        self.status_code, self.headers, self.content = status_code, headers, content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(errors="replace")
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection to the server, with a cookie jar: just what a simulated
+    reader needs. A full client library (httpx) spends about a millisecond of the machine's two
+    cores per request, which the server, sharing them here, would otherwise be charged for."""
+
+    def __init__(self, port: int, timeout: float = 10.0):
+        self.port, self.timeout = port, timeout
+        self.cookies: dict[str, str] = {}
+        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def request(self, method: str, path: str, body: Any = None) -> Response:
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self._exchange(method, path, body)
+        except BaseException:
+            self.close()  # a half-read response must not be taken for the next one's
+            raise
+
+    async def _exchange(self, method: str, path: str, body: Any) -> Response:
+        if self.streams is not None and self.streams[0].at_eof():
+            self.close()  # the server closed it while idle (its keep-alive timeout is 5 s)
+        if self.streams is None:
+            self.streams = await asyncio.open_connection("127.0.0.1", self.port)
+        reader, writer = self.streams
+        payload = b"" if body is None else json.dumps(body).encode()
+        head = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{self.port}"]
+        if self.cookies:
+            head.append("Cookie: " + "; ".join(f"{k}={v}" for k, v in self.cookies.items()))
+        if body is not None:
+            head += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
+        writer.write("\r\n".join(head).encode() + b"\r\n\r\n" + payload)
+        lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers: dict[str, str] = {}
+        for line in filter(None, lines[1:]):
+            name, _, value = line.partition(":")
+            name, value = name.strip().lower(), value.strip()
+            if name == "set-cookie":
+                key, _, rest = value.partition("=")
+                self.cookies[key] = rest.split(";", 1)[0]
+            headers[name] = value
+        if "chunked" in headers.get("transfer-encoding", ""):
+            raise ValueError(f"a chunked response to {method} {path}: not expected here")
+        content = await reader.readexactly(int(headers.get("content-length", "0")))
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        return Response(status, headers, content)
+
+    def close(self) -> None:
+        if self.streams is not None:
+            self.streams[1].close()
+            self.streams = None
+
+
 async def reader(
-    base: str, token: str, cases: int, tally: Tally, deadline: float, seed: int
+    port: int, token: str, cases: int, tally: Tally, deadline: float, seed: int, think: float
 ) -> None:
     rng = random.Random(seed)
-    async with httpx.AsyncClient(base_url=base, timeout=10) as c:
+    await asyncio.sleep(rng.uniform(0, think))
+    c = Connection(port)
 
-        async def attempt(method: str, url: str, **kw: Any) -> httpx.Response:
-            """Retry until a non-5xx answer arrives (the server may be down, or restarting)."""
-            while True:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the time cap was reached")
-                tally.requests += 1
-                try:
-                    r = await c.request(method, url, **kw)
-                    if r.status_code < 500:
-                        return r
-                except httpx.TransportError:
-                    pass
-                tally.failed_attempts += 1
-                await asyncio.sleep(0.05 + rng.random() * 0.2)
+    async def attempt(method: str, url: str, body: Any = None) -> Response:
+        """Retry until a non-5xx answer arrives (the server may be down, or restarting)."""
+        while True:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the time cap was reached")
+            tally.requests += 1
+            try:
+                r = await c.request(method, url, body)
+                if r.status_code < 500:
+                    return r
+            except (OSError, EOFError, TimeoutError, ValueError, IndexError):
+                pass  # refused, reset, cut short mid-response, or garbled by the kill
+            tally.failed_attempts += 1
+            await asyncio.sleep(0.05 + rng.random() * 0.2)
 
-        r = await attempt("GET", f"/r/{token}", follow_redirects=False)
+    try:
+        r = await attempt("GET", f"/r/{token}")
         assert r.status_code == 303, r.text
         for position in range(1, cases + 1):
             r = await attempt("GET", f"/api/reader/cases/{position}")
@@ -200,16 +283,30 @@ async def reader(
             r = await attempt("GET", f"/api/reader/cases/{position}/image")
             assert r.status_code == 200 and r.content[:4] == b"\x89PNG", r.status_code
             tally.images.append(time.perf_counter() - t)
-            body = {
+            tally.images_server.append(server_seconds(r))
+            looked = rng.uniform(0.5, 1.5) * think
+            await asyncio.sleep(looked)
+            body: dict[str, Any] = {
                 "answer_id": f"load-{uuid.uuid4().hex}", "agree": rng.random() < 0.5,
                 "quality": rng.randint(1, 5), "difficulty": rng.randint(1, 5),
-                "active_seconds": round(rng.uniform(1, 30), 2),
+                "active_seconds": round(looked, 2),
             }  # fmt: skip
             t = time.perf_counter()
-            r = await attempt("POST", f"/api/reader/cases/{position}/answer", json=body)
+            r = await attempt("POST", f"/api/reader/cases/{position}/answer", body)
             assert r.status_code == 200, r.text
             tally.saves.append(time.perf_counter() - t)
+            tally.saves_server.append(server_seconds(r))
             tally.acknowledged[body["answer_id"]] = body
+    finally:
+        c.close()
+
+
+def server_seconds(response: Response) -> float:
+    """The server's own time to answer, from `Server-Timing: app;dur=<ms>`."""
+    timing = response.headers.get("server-timing", "")
+    if not timing.startswith("app;dur="):
+        raise ValueError(f"no Server-Timing in the response: {timing!r}")
+    return float(timing.removeprefix("app;dur=")) / 1000
 
 
 def check(url: str, tally: Tally) -> dict[str, Any]:
@@ -245,12 +342,21 @@ def pct(values: list[float], q: float) -> float:
 
 
 def run_load(
-    kind: str, readers: int, cases: int, *, crash: bool = False, time_cap: float = 300.0
+    kind: str,
+    readers: int,
+    cases: int,
+    *,
+    think: float = DEFAULT_THINK,
+    crash: bool = False,
+    time_cap: float = 300.0,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, database(kind, Path(tmp)) as url:
         where = Path(tmp)
         tokens = build_study(url, where, readers, cases)
-        server = Server(url, where, free_port())
+        # unset: as many processes as `piestudy serve` would start on this machine
+        workers = workers or Settings(database_url=url).server_workers
+        server = Server(url, where, free_port(), workers)
         server.start()
         tally = Tally()
         restarted_at = None
@@ -258,9 +364,8 @@ def run_load(
         async def main() -> None:
             nonlocal restarted_at
             deadline = time.monotonic() + time_cap
-            base = f"http://127.0.0.1:{server.port}"
             tasks = [
-                asyncio.create_task(reader(base, tok, cases, tally, deadline, i))
+                asyncio.create_task(reader(server.port, tok, cases, tally, deadline, i, think))
                 for i, tok in enumerate(tokens)
             ]
             if crash:
@@ -271,19 +376,29 @@ def run_load(
                 await asyncio.to_thread(server.start)
             await asyncio.gather(*tasks)
 
+        # The generator's own pauses would count as the server's latency: keep what set-up made
+        # out of the collector's full sweeps.
+        gc.collect()
+        gc.freeze()
         started = time.perf_counter()
         try:
-            asyncio.run(main())
+            # uvloop, as the server uses: the generator's own event loop is part of what it times
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                runner.run(main())
         finally:
             server.stop()
         seconds = time.perf_counter() - started
         result = {
-            "db": kind, "readers": readers, "cases_per_reader": cases, "crash": crash,
+            "db": kind, "workers": workers, "readers": readers, "cases_per_reader": cases, "think_s": think, "crash": crash,
             "killed_after_acknowledged": restarted_at, "seconds": round(seconds, 2),
             "requests": tally.requests, "throughput_rps": round(tally.requests / seconds, 1),
             "failed_attempts": tally.failed_attempts,
             "answer_save_ms": {"p50": round(pct(tally.saves, 50), 1), "p99": round(pct(tally.saves, 99), 1)},
             "image_load_ms": {"p50": round(pct(tally.images, 50), 1), "p99": round(pct(tally.images, 99), 1)},
+            "server_side_ms": {
+                "answer_save": {"p50": round(pct(tally.saves_server, 50), 1), "p99": round(pct(tally.saves_server, 99), 1)},
+                "image_load": {"p50": round(pct(tally.images_server, 50), 1), "p99": round(pct(tally.images_server, 99), 1)},
+            },
             **check(url, tally),
         }  # fmt: skip
         return result
@@ -296,13 +411,23 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--readers", type=int, default=200)
     parser.add_argument("--cases", type=int, default=10, help="cases per reader")
+    parser.add_argument(
+        "--think", type=float, default=DEFAULT_THINK,
+        help="mean seconds a reader looks at a case before answering (0: no pause)",
+    )  # fmt: skip
     parser.add_argument("--crash", action="store_true", help="kill -9 the server halfway")
     parser.add_argument("--time-cap", type=float, default=300.0)
+    parser.add_argument(
+        "--workers", type=int, help="server processes (default: as `piestudy serve` would)"
+    )
     args = parser.parse_args()
-    result = run_load(args.db, args.readers, args.cases, crash=args.crash, time_cap=args.time_cap)
+    result = run_load(
+        args.db, args.readers, args.cases, think=args.think, crash=args.crash,
+        time_cap=args.time_cap, workers=args.workers,
+    )  # fmt: skip
     print(json.dumps(result, indent=1))
     ok = result["missing"] == result["duplicated"] == result["wrong_values"] == 0
-    print(f"load db={args.db} readers={args.readers} crash={args.crash} "
+    print(f"load db={args.db} workers={result['workers']} readers={args.readers} think={args.think} crash={args.crash} "
           f"answer_p99_ms={result['answer_save_ms']['p99']} lossless={str(ok).lower()}")  # fmt: skip
 
 

@@ -5,29 +5,34 @@ from sqlalchemy.orm import Session
 
 from backend.auth import service
 from backend.auth.deps import SESSION_COOKIE, AdminUser, CurrentUser, request_token
+from backend.auth.limiter import LoginLimiter
 from backend.auth.schemas import LoginRequest, LoginResponse, UserCreate, UserRead
 from backend.auth.service import IssuedLogin
 from backend.config import Settings
 from backend.db import SessionDep
 from backend.errors import UnauthorizedError
-from backend.security import LoginLimiter
 
 router = APIRouter(prefix="/api", tags=["auth"])
 
 
+LIMITER = LoginLimiter()
+
+
 def checked_login(request: Request, session: Session, username: str, password: str) -> IssuedLogin:
-    """Sign in, rate limited per username and per address (backend.security.LoginLimiter)."""
-    limiter: LoginLimiter = request.app.state.login_limiter
+    """Sign in, rate limited per username and per address (backend.auth.limiter)."""
     address = request.client.host if request.client else "unknown"
-    limiter.check(username, address)
+    LIMITER.check(session, username, address)
     try:
         issued = service.login(
             session, username, password, hours=request.app.state.settings.session_hours
         )
     except UnauthorizedError:
-        limiter.failed(username, address)
+        LIMITER.failed(session, username, address)
+        # The request fails, and its transaction would be rolled back with it: the failure must
+        # count all the same. The one commit outside backend.db.get_session.
+        session.commit()
         raise
-    limiter.succeeded(username)
+    LIMITER.succeeded(session, username)
     return issued
 
 

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, contains_eager
 
 from backend.datasets.models import Dataset, Image
 from backend.reading.models import Answer, AnswerRevision, CaseView, ReaderSession
@@ -21,9 +21,12 @@ def add(session: Session, obj: object) -> None:
 
 
 def reader_by_session(session: Session, token_hash: str) -> Reader | None:
+    # The study comes along in the same query: every reader request needs it.
     stmt = (
         select(Reader)
         .join(ReaderSession, ReaderSession.reader_id == Reader.id)
+        .join(Reader.study)
+        .options(contains_eager(Reader.study))
         .where(ReaderSession.token_hash == token_hash)
     )
     return session.scalars(stmt).first()
@@ -37,15 +40,30 @@ def end_session(session: Session, token_hash: str) -> None:
     session.execute(delete(ReaderSession).where(ReaderSession.token_hash == token_hash))
 
 
-def case_states(session: Session, reader_id: int) -> Sequence[tuple[int, Answer | None]]:
-    """(position, current answer or None) of every case of a reader, by position."""
+@dataclass(frozen=True)
+class CaseState:
+    position: int
+    started: bool
+    complete: bool
+
+
+def case_states(session: Session, reader_id: int) -> list[CaseState]:
+    """Where a reader stands on each of their cases, by position (columns only: no ORM rows)."""
     stmt = (
-        select(Assignment.position, Answer)
+        select(Assignment.position, Answer.id, Answer.completed_at)
         .outerjoin(Answer, Answer.assignment_id == Assignment.id)
         .where(Assignment.reader_id == reader_id)
         .order_by(Assignment.position)
     )
-    return [(p, a) for p, a in session.execute(stmt).all()]
+    return [
+        CaseState(position, answer_id is not None, completed_at is not None)
+        for position, answer_id, completed_at in session.execute(stmt)
+    ]
+
+
+def case_count(session: Session, reader_id: int) -> int:
+    stmt = select(func.count()).select_from(Assignment).where(Assignment.reader_id == reader_id)
+    return session.scalar(stmt) or 0
 
 
 def assignment_at(

@@ -91,7 +91,7 @@ def case_image(
         path = service.case_display_path(session, reader, position, settings.resolved_media_dir)
     else:
         path = service.case_image_path(session, reader, position)
-    study = service.reader_study(session, reader)
+    study = reader.study
     stat = os.stat(path)
     # An opaque validator: it changes when the file does, and says nothing about the image.
     key = settings.secret_key.get_secret_value().encode()

@@ -49,7 +49,6 @@ QUESTIONS = [
         anchors={"1": "very easy", "5": "very hard"},
     ),
 ]
-SAVE_ATTEMPTS = 5
 
 
 class InvitationError(AppError):
@@ -85,12 +84,6 @@ def end_session(session: Session, token: str) -> None:
     repository.end_session(session, hash_token(token))
 
 
-def _study(session: Session, reader: Reader) -> Study:
-    study = session.get(Study, reader.study_id)
-    assert study is not None  # readers cascade with their study
-    return study
-
-
 def _state(answer: Answer | None) -> AnswerState | None:
     if answer is None:
         return None
@@ -113,14 +106,14 @@ class _Overview:
 
 def _overview(session: Session, reader: Reader) -> _Overview:
     states = repository.case_states(session, reader.id)
-    incomplete = [p for p, a in states if a is None or a.completed_at is None]
+    incomplete = [c.position for c in states if not c.complete]
     return _Overview(
         len(states), len(states) - len(incomplete), incomplete[0] if incomplete else None
     )
 
 
 def me(session: Session, reader: Reader) -> ReaderMe:
-    study = _study(session, reader)
+    study = reader.study
     o = _overview(session, reader)
     return ReaderMe(
         display_name=reader.display_name,
@@ -137,10 +130,7 @@ def me(session: Session, reader: Reader) -> ReaderMe:
 def list_cases(session: Session, reader: Reader) -> CaseList:
     states = repository.case_states(session, reader.id)
     cases = [
-        CaseSummary(
-            position=p, complete=a is not None and a.completed_at is not None, started=a is not None
-        )
-        for p, a in states
+        CaseSummary(position=c.position, complete=c.complete, started=c.started) for c in states
     ]
     return CaseList(
         progress=Progress(answered=sum(c.complete for c in cases), total=len(cases)), cases=cases
@@ -159,7 +149,7 @@ def _assignment(
 def get_case(session: Session, reader: Reader, position: int) -> ReaderCase:
     assignment = _assignment(session, reader, position)
     image, dataset = repository.case_image(session, assignment.id)
-    total = len(repository.case_states(session, reader.id))
+    total = repository.case_count(session, reader.id)
     repository.record_view(session, assignment.id, utcnow())
     return ReaderCase(
         position=position,
@@ -170,10 +160,6 @@ def get_case(session: Session, reader: Reader, position: int) -> ReaderCase:
         previous_position=position - 1 if position > 1 else None,
         next_position=position + 1 if position < total else None,
     )
-
-
-def reader_study(session: Session, reader: Reader) -> Study:
-    return _study(session, reader)
 
 
 def case_image_path(session: Session, reader: Reader, position: int) -> Path:
@@ -195,7 +181,7 @@ def _same_payload(rev: AnswerRevision, data: AnswerIn, assignment_id: int) -> bo
     )
 
 
-def _apply(session: Session, study: Study, assignment_id: int, data: AnswerIn) -> None:
+def _apply(session: Session, study: Study, assignment_id: int, data: AnswerIn) -> Answer:
     answer = repository.answer_for(session, assignment_id)
     given = {
         k: getattr(data, k)
@@ -243,49 +229,51 @@ def _apply(session: Session, study: Study, assignment_id: int, data: AnswerIn) -
     if complete and answer.completed_at is None:
         answer.completed_at = now
     session.flush()
+    return answer
 
 
 def save_answer(session: Session, reader: Reader, position: int, data: AnswerIn) -> AnswerSaved:
-    """Save one answer. Idempotent on answer_id: a retry returns the stored result unchanged."""
-    study = _study(session, reader)
-    for attempt in range(SAVE_ATTEMPTS):
-        assignment = _assignment(session, reader, position, for_update=True)
-        previous = repository.revision_by_client_id(session, data.answer_id)
-        if previous is not None:
-            if not _same_payload(previous, data, assignment.id):
-                raise ConflictError(
-                    "answer_id was already used for a different answer; send a new id"
-                )
-            replayed = True
-        else:
-            if study.status != StudyStatus.open:
-                raise ConflictError(
-                    "the study is closed; your earlier answers are saved"
-                    if study.status == StudyStatus.closed
-                    else "the study has not opened yet"
-                )
-            try:
-                with session.begin_nested():
-                    _apply(session, study, assignment.id, data)
-            except IntegrityError:
-                # A concurrent retry of the same answer, or a concurrent first save of this case,
-                # won the race: look again.
-                if attempt == SAVE_ATTEMPTS - 1:
-                    raise
-                session.expire_all()
-                continue
-            replayed = False
-        state = _state(repository.answer_for(session, assignment.id))
-        assert state is not None
-        o = _overview(session, reader)
-        return AnswerSaved(
-            position=position,
-            answer=state,
-            progress=Progress(answered=o.answered, total=o.total),
-            next_position=o.next_position,
-            replayed=replayed,
-        )
-    raise AssertionError("unreachable")
+    """Save one answer. Idempotent on answer_id: a retry returns the stored result unchanged.
+
+    The case's assignment is locked first (FOR UPDATE on PostgreSQL; on SQLite the request's
+    transaction already holds the write lock), so saves of one case run one after another, and
+    each looks for its answer_id and the case's answer only once it holds the lock: a retry that
+    arrives while the first attempt is still in flight waits for it and then replays it.
+    """
+    study = reader.study
+    assignment = _assignment(session, reader, position, for_update=True)
+    previous = repository.revision_by_client_id(session, data.answer_id)
+    if previous is not None:
+        if not _same_payload(previous, data, assignment.id):
+            raise ConflictError("answer_id was already used for a different answer; send a new id")
+        replayed = True
+        answer = repository.answer_for(session, assignment.id)
+    else:
+        if study.status != StudyStatus.open:
+            raise ConflictError(
+                "the study is closed; your earlier answers are saved"
+                if study.status == StudyStatus.closed
+                else "the study has not opened yet"
+            )
+        try:
+            answer = _apply(session, study, assignment.id, data)
+        except IntegrityError as e:
+            # Saves of one case are serialized by the lock; only the same answer_id sent at the
+            # same moment for another case gets here. The request's transaction is rolled back.
+            raise ConflictError(
+                "answer_id was used at the same moment for another answer; send a new id"
+            ) from e
+        replayed = False
+    state = _state(answer)
+    assert state is not None
+    o = _overview(session, reader)
+    return AnswerSaved(
+        position=position,
+        answer=state,
+        progress=Progress(answered=o.answered, total=o.total),
+        next_position=o.next_position,
+        replayed=replayed,
+    )
 
 
 DISPLAY_SIZE = 1024  # longest side of the copy shown first; full resolution on request

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import chi2, rankdata
 
 Array = npt.NDArray[np.float64]
 MIN_PER_GROUP = 2
@@ -74,6 +73,9 @@ def kruskal_wallis(groups: Sequence[Array]) -> KruskalWallis:
         raise StatisticUndefinedError("every group needs at least one value")
     data = np.concatenate(arrays)
     n = data.size
+    # Imported here: scipy takes seconds to import, and the server starts without it.
+    from scipy.stats import rankdata
+
     ranks = rankdata(data)
     _, counts = np.unique(data, return_counts=True)
     correction = 1.0 - float(np.sum(counts.astype(np.float64) ** 3 - counts)) / (n**3 - n)
@@ -88,6 +90,8 @@ def kruskal_wallis(groups: Sequence[Array]) -> KruskalWallis:
     ) / correction
     h = max(float(h), 0.0)  # rounding can give about -1e-13 when the rank sums agree exactly
     df = len(arrays) - 1
+    from scipy.stats import chi2
+
     return KruskalWallis(h=h, df=df, p=float(chi2.sf(h, df)))
 
 
@@ -106,6 +110,8 @@ def bootstrap_epsilon_squared(
     sb = b[rng.integers(0, b.size, size=(n_boot, b.size))]
     data = np.concatenate([sa, sb], axis=1)
     n = data.shape[1]
+    from scipy.stats import rankdata
+
     ranks = rankdata(data, axis=1)
     # Resamples hold only values of the original data, so ties are counted per original value.
     ties = np.zeros(n_boot)

@@ -41,7 +41,7 @@ def export_responses(
     """Streamed: the response starts at once and memory stays flat for any study size."""
     study = visible_study(session, user, study_id)
     media_type, extension, render = _FORMATS[format]
-    factory: sessionmaker[Session] = request.app.state.sessionmaker
+    factory: sessionmaker[Session] = request.app.state.read_sessionmaker
 
     def body() -> Iterator[str]:
         # The request's session is closed once the handler returns; streaming needs its own.

@@ -12,7 +12,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.db import Base, UTCDateTime
 from backend.timeutil import utcnow
@@ -79,6 +79,8 @@ class Reader(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Read-only: a many-to-one that every reader request follows (loaded with the reader there).
+    study: Mapped[Study] = relationship(viewonly=True)
 
 
 class StudyCase(Base):

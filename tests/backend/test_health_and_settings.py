@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,7 @@ from pydantic import ValidationError
 from sqlalchemy import text
 
 from backend.config import DEFAULT_SECRET_KEY, Settings
-from backend.db import make_engine
+from backend.db import make_engine, request_slots
 from backend.main import create_app
 
 
@@ -71,3 +72,22 @@ def test_allowed_hosts_refuse_other_host_headers(settings: Settings) -> None:
         assert ok.get("/api/health").status_code == 200
     with TestClient(app, base_url="http://evil.example.com") as other:
         assert other.get("/api/health").status_code == 400
+
+
+def test_server_processes_one_on_sqlite_one_per_core_on_postgresql(tmp_path: Path) -> None:
+    sqlite = Settings(database_url=f"sqlite:///{tmp_path / 'a.db'}", var_dir=tmp_path)
+    pg = Settings(database_url="postgresql+psycopg://db.example/piestudy", var_dir=tmp_path)
+    assert sqlite.server_workers == 1
+    assert pg.server_workers == max(1, min(os.cpu_count() or 1, 8))
+    assert Settings(database_url=pg.database_url, var_dir=tmp_path, workers=3).server_workers == 3
+
+
+def test_database_slots_are_shared_out_among_server_processes(tmp_path: Path) -> None:
+    sqlite = make_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    pg = make_engine("postgresql+psycopg://db.example/piestudy")  # never connected
+    assert [request_slots(sqlite, None, n) for n in (1, 2)] == [1, 1]
+    assert [request_slots(pg, None, n) for n in (1, 2, 3, 8)] == [4, 2, 2, 2]
+    assert request_slots(pg, 6, 2) == 6 and request_slots(sqlite, 3) == 3  # configured
+    assert request_slots(pg, 10) == 10 and request_slots(pg, 50) == 10  # never above the pool
+    sqlite.dispose()
+    pg.dispose()

@@ -20,7 +20,7 @@ def backend() -> str:
 
 @pytest.mark.slow
 def test_concurrent_readers_lose_nothing() -> None:
-    result = run_load(backend(), readers=40, cases=4, time_cap=120)
+    result = run_load(backend(), readers=40, cases=4, think=0, time_cap=120)
     assert result["acknowledged"] == 160 == result["stored_revisions"] == result["answers"]
     assert result["missing"] == result["duplicated"] == result["wrong_values"] == 0
     assert result["failed_attempts"] == 0
@@ -28,7 +28,7 @@ def test_concurrent_readers_lose_nothing() -> None:
 
 @pytest.mark.slow
 def test_a_killed_server_loses_no_acknowledged_answer() -> None:
-    result = run_load(backend(), readers=20, cases=6, crash=True, time_cap=180)
+    result = run_load(backend(), readers=20, cases=6, think=0, crash=True, time_cap=180)
     assert result["killed_after_acknowledged"] is not None
     assert result["acknowledged"] == 120 == result["stored_revisions"] == result["answers"]
     assert result["missing"] == result["duplicated"] == result["wrong_values"] == 0

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
-from backend.auth.models import Role
+from backend.auth.models import Role, SignInFailure
+from backend.config import Settings
+from backend.main import create_app
+from backend.timeutil import utcnow
 from tests.backend.conftest import StudySetup
 from tests.conftest import Users
 from tests.factories import PASSWORD
@@ -24,6 +30,8 @@ def test_every_response_carries_the_security_headers(client: TestClient) -> None
         csp = h["content-security-policy"]
         assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
         assert "strict-transport-security" not in h  # only in production
+        timing = h["server-timing"]  # the server's own time, read by benchmarks/load.py
+        assert timing.startswith("app;dur=") and float(timing.removeprefix("app;dur=")) >= 0
 
 
 def test_cross_site_state_changes_are_refused(
@@ -81,3 +89,36 @@ def test_a_success_clears_the_failures(client: TestClient, users: Users) -> None
         client.post("/api/auth/login", json={"username": "ada", "password": PASSWORD}).status_code
         == 200
     )
+
+
+def test_every_server_process_counts_the_same_failures(
+    settings: Settings, users: Users, session: Session
+) -> None:
+    """Two apps on one database stand for two worker processes (or a server before and after a
+    restart): the failures counted by one hold in the other."""
+    users.create("ada", Role.coordinator)
+    wrong = {"username": "ada", "password": "wrong-password"}
+    with TestClient(create_app(settings)) as one, TestClient(create_app(settings)) as two:
+        for c in (one, two, one, two, one):
+            assert c.post("/api/auth/login", json=wrong).status_code == 401
+        right = {"username": "ada", "password": PASSWORD}
+        assert two.post("/api/auth/login", json=right).status_code == 429
+        assert one.post("/api/auth/login", json=right).status_code == 429
+    # per address too: 30 failures from one address over many usernames, in either process
+    with TestClient(create_app(settings)) as one, TestClient(create_app(settings)) as two:
+        for i in range(30 - 5):  # ada's 5 count for the address too (refusals do not)
+            c = (one, two)[i % 2]
+            r = c.post("/api/auth/login", json={"username": f"nobody{i}", "password": "x-wrong"})
+            assert r.status_code == 401
+        users.create("bob", Role.coordinator)
+        bob = {"username": "bob", "password": PASSWORD}
+        assert two.post("/api/auth/login", json=bob).status_code == 429
+    # failures older than the window no longer count, and are deleted at the next failure
+    session.execute(update(SignInFailure).values(at=utcnow() - timedelta(hours=1)))
+    session.commit()
+    with TestClient(create_app(settings)) as one:
+        assert one.post("/api/auth/login", json=wrong).status_code == 401
+        assert one.post("/api/auth/login", json=right).status_code == 200
+    # what is left: the address's one recent failure (the success cleared the username's)
+    assert session.scalars(select(SignInFailure.key)).all() == ["a:testclient"]
+    session.rollback()

@@ -1,0 +1,38 @@
+"""Pooled PostgreSQL connections that the server has closed are replaced before a request uses
+them (backend.db checks the idle socket at checkout instead of a SELECT 1 pre-ping)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from backend.db import make_engine
+from tests.dbutil import need, pg_admin_url, postgres_available
+
+
+@pytest.mark.postgres
+def test_a_pooled_connection_the_server_closed_is_replaced_before_use() -> None:
+    url = pg_admin_url()
+    if not postgres_available(url):
+        need(f"PostgreSQL is not reachable at {url}")
+    engine = make_engine(url)
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as c:
+            pid = c.scalar(text("SELECT pg_backend_pid()"))
+        # idle in the pool now; the server ends it, as a restart or an administrator would
+        with admin.connect() as a:
+            assert a.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            deadline = time.monotonic() + 10
+            gone = "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = :pid"
+            while not a.scalar(text(gone), {"pid": pid}):
+                assert time.monotonic() < deadline, "the terminated backend did not exit"
+                time.sleep(0.05)
+        for _ in range(3):  # the first checkout replaces it; the new one is healthy and reused
+            with engine.connect() as c:
+                assert c.scalar(text("SELECT pg_backend_pid()")) != pid
+    finally:
+        engine.dispose()
+        admin.dispose()
