@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import uvicorn
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import sync_playwright
 
 from backend.config import Settings
 from backend.main import create_app
@@ -75,8 +77,6 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
 def browser():
     if shutil.which("chromium") is None and not Path(CHROMIUM).exists():
         need("Debian's chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield b
@@ -105,12 +105,23 @@ def screenshot(page, name: str) -> None:
 def wait_until(page: Any, expression: str, timeout: float = 15_000) -> None:
     """Poll a JavaScript expression until it is true. (Playwright's wait_for_function compiles
     its predicate with eval, which the pages' Content Security Policy rightly forbids; evaluate
-    goes through the DevTools protocol and is not affected.)"""
+    goes through the DevTools protocol and is not affected.) A page that navigates or reloads
+    meanwhile (a status change reloads the study page) is polled again once it has loaded."""
     deadline = time.monotonic() + timeout / 1000
-    while not page.evaluate(expression):
+    while not _evaluate_across_navigation(page, expression):
         if time.monotonic() > deadline:
             raise TimeoutError(f"not true after {timeout / 1000:g} s: {expression}")
         time.sleep(0.1)
+
+
+def _evaluate_across_navigation(page: Any, expression: str) -> Any:
+    try:
+        return page.evaluate(expression)
+    except PlaywrightError as e:
+        if "context was destroyed" not in str(e) and "navigat" not in str(e):
+            raise
+        page.wait_for_load_state()
+        return False
 
 
 def sign_in(page: Any, username: str, home: str) -> None:
