@@ -13,6 +13,12 @@ def get(session: Session, dataset_id: int) -> Dataset | None:
     return session.get(Dataset, dataset_id)
 
 
+def lock(session: Session, dataset_id: int) -> None:
+    """Hold the dataset's row until the transaction ends (FOR UPDATE; on SQLite the write lock
+    that every writing transaction takes at BEGIN does the same)."""
+    session.execute(select(Dataset.id).where(Dataset.id == dataset_id).with_for_update())
+
+
 def get_by_name(session: Session, name: str) -> Dataset | None:
     return session.scalars(select(Dataset).where(Dataset.name == name)).first()
 

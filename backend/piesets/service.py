@@ -85,6 +85,10 @@ def import_pie_set(
     report_name = None
     if report_html is not None:
         report_name = _keep_report(report_html, media_dir)
+    # Versions of one dataset's PIE sets are taken one transaction at a time: two imports of one
+    # name at once (two workers finishing runs, a run finishing during an upload) would otherwise
+    # both read the same latest version, and the second would fail on the unique constraint.
+    datasets_repo.lock(session, dataset.id)
     pie_set = PieSet(
         dataset_id=dataset.id,
         name=name,

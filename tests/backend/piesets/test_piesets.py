@@ -1,17 +1,19 @@
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from backend.cli import app as cli
 from backend.config import Settings
+from backend.db import make_sessionmaker
 from backend.piesets.models import PieSet, PieSetMember
-from backend.piesets.service import FrozenPieSetError
+from backend.piesets.service import FrozenPieSetError, import_pie_set
 from ml.pieset_file import parse_pieset_csv
 from tests.factories import make_dataset, pieset_csv
 
@@ -60,6 +62,39 @@ def test_import_versions_and_members(
     assert members["total"] == 8
     # ranked by score, lowest first; all PIEs score below every non-PIE in this fixture
     assert [m["rank"] for m in members["items"]] == list(range(1, 9))
+
+
+def test_two_imports_of_one_name_at_once_get_consecutive_versions(
+    engine: Engine, dataset_id: int
+) -> None:
+    # Two workers finishing runs of one name, or a run finishing during an upload: the second
+    # import reads the latest version while the first one's new version is not yet committed.
+    content = pieset_csv(ids(), set(ids()[:8]))
+    first_flushed = threading.Event()
+    versions: list[int] = []
+    errors: list[BaseException] = []
+
+    def importer(first: bool) -> None:
+        try:
+            with make_sessionmaker(engine)() as s, s.begin():
+                if not first:
+                    first_flushed.wait(10)
+                pie_set = import_pie_set(s, dataset_id=dataset_id, name="regen", csv_bytes=content)
+                if first:
+                    first_flushed.set()
+                    threading.Event().wait(0.5)  # the second import starts meanwhile
+                versions.append(pie_set.version)
+        except BaseException as exc:
+            first_flushed.set()
+            errors.append(exc)
+
+    threads = [threading.Thread(target=importer, args=(first,)) for first in (True, False)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    assert sorted(versions) == [1, 2]
 
 
 def test_rejects_bad_rows_and_imports_nothing(
