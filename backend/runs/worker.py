@@ -184,6 +184,25 @@ class Worker:
         self.current = ctx
         ctx.start_heartbeats()
         try:
+            return self._execute(ctx)
+        except Exception as exc:
+            # The run's last writes failed (the database went away, or a bug). The worker goes on
+            # with the next run; this one ends as failed if the database takes that, and if not,
+            # its lease runs out and it goes back to the queue.
+            ctx.end_heartbeats()
+            self.say(f"run {run_id}: could not be finished:\n{traceback.format_exc(limit=6)}")
+            try:
+                error = f"while finishing the run: {type(exc).__name__}: {exc}"
+                return self._finish(ctx, RunStatus.failed, error=error)
+            except Exception as again:
+                self.say(f"run {run_id}: not marked failed either ({again}); left to its lease")
+                return None
+        finally:
+            self.current = None
+
+    def _execute(self, ctx: _Context) -> RunStatus | None:
+        run_id = ctx.run_id
+        try:
             with self.sessions() as session:
                 run = service.get_run(session, run_id)
                 params = service.run_params(run)
@@ -210,8 +229,6 @@ class Worker:
             detail = traceback.format_exc(limit=6)
             ctx.log(detail.rstrip())
             return self._finish(ctx, RunStatus.failed, error=f"{type(exc).__name__}: {exc}")
-        finally:
-            self.current = None
         provenance = {
             "run_id": run_id, "run_source": params.source, "executor": executor.name,
             "worker": self.id, "store": str(result.store_path), "timings": result.timings,

@@ -227,57 +227,94 @@ def test_a_failing_run_is_failed_with_its_reason_and_makes_nothing(
     session.rollback()
 
 
+def test_a_run_whose_result_cannot_be_kept_fails_with_the_reason_and_the_worker_goes_on(
+    client: TestClient, users: Users, session: Session, tmp_path: Path, engine: Engine,
+    settings: Settings,
+) -> None:  # fmt: skip
+    ds = split_dataset(session, tmp_path)
+    researcher = users.headers("rita", Role.researcher)
+    # the analysis reports are kept in media/reports: a file in that folder's place
+    reports = settings.resolved_media_dir / "reports"
+    reports.parent.mkdir(parents=True, exist_ok=True)
+    reports.write_text("taken")
+    first = start(client, researcher, ds)["id"]
+    assert worker(engine, settings).serve(drain=True) == 1
+    store = work_dir(settings, first) / "store"
+    more = [
+        start(client, researcher, ds, source="store", params={"store_path": str(store)})["id"]
+        for _ in range(2)
+    ]
+    assert worker(engine, settings).serve(drain=True) == 2  # it went on after the first failure
+    for run_id in (first, *more):
+        run = fetch(engine, run_id)
+        assert run.status == RunStatus.failed and run.finished_at is not None
+        assert run.error is not None and run.error.startswith("while finishing the run: "), (
+            run.error
+        )
+        assert "FileExistsError" in run.error or "NotADirectoryError" in run.error, run.error
+    assert session.scalars(select(PieSet)).all() == []
+    session.rollback()
+
+
 # ------------------------------------------------------------------ worker processes
 
 
+class WorkerProcess:
+    """A `piestudy worker` process whose output goes to a file (a pipe nobody reads would fill
+    up and block the worker's prints)."""
+
+    def __init__(self, proc: subprocess.Popen[str], output: Path):
+        self.proc, self.output = proc, output
+
+    def text(self) -> str:
+        return self.output.read_text(errors="replace")
+
+
 @pytest.fixture
-def spawn(settings: Settings) -> Iterator[Callable[..., subprocess.Popen[str]]]:
+def spawn(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     """Start `piestudy worker` processes on the test database; all are stopped at the end."""
-    procs: list[subprocess.Popen[str]] = []
+    procs: list[WorkerProcess] = []
     env = {
         **os.environ,
         "PIESTUDY_DATABASE_URL": settings.database_url,
         "PIESTUDY_VAR_DIR": str(settings.var_dir),
         "PIESTUDY_IMPORT_ROOTS": json.dumps([str(r) for r in settings.import_roots]),
+        "PYTHONUNBUFFERED": "1",
     }
 
-    def run(*args: str) -> subprocess.Popen[str]:
-        cmd = [
-            sys.executable,
-            "-m",
-            "backend.cli",
-            "worker",
-            "--heartbeat",
-            "0.5",
-            "--poll",
-            "0.2",
-            *args,
-        ]
-        proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        procs.append(proc)
-        return proc
+    def run(*args: str) -> WorkerProcess:
+        cmd = [sys.executable, "-m", "backend.cli", "worker", "--heartbeat", "0.5", "--poll", "0.2"]
+        output = tmp_path / f"worker-{len(procs)}.log"
+        with output.open("w") as out:
+            proc = subprocess.Popen(
+                [*cmd, *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True
+            )
+        procs.append(WorkerProcess(proc, output))
+        return procs[-1]
 
     yield run
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
+    for w in procs:
+        if w.proc.poll() is None:
+            w.proc.kill()
+        w.proc.wait(timeout=30)
 
 
-def wait_ready(proc: subprocess.Popen[str]) -> str:
+def wait_ready(w: WorkerProcess, timeout: float = 120) -> str:
     """The worker's id, once it says it is waiting for runs."""
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if "waiting for runs" in line:
-            return line.split()[1]
-    raise AssertionError(f"the worker exited with {proc.wait()} before it was ready")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in w.text().splitlines():
+            if "waiting for runs" in line:
+                return line.split()[1]
+        if w.proc.poll() is not None:
+            raise AssertionError(f"the worker exited with {w.proc.returncode}:\n{w.text()}")
+        time.sleep(0.1)
+    raise AssertionError(f"the worker was not ready within {timeout:g} s:\n{w.text()}")
 
 
 def test_two_worker_processes_never_run_the_same_run(
     client: TestClient, users: Users, session: Session, tmp_path: Path, engine: Engine,
-    settings: Settings, spawn: Callable[..., subprocess.Popen[str]],
+    settings: Settings, spawn: Callable[..., WorkerProcess],
 ) -> None:  # fmt: skip
     ds = split_dataset(session, tmp_path)
     researcher = users.headers("rita", Role.researcher)
@@ -297,7 +334,17 @@ def test_two_worker_processes_never_run_the_same_run(
         "six runs succeeded",
     )  # fmt: skip
     finished = [fetch(engine, r) for r in runs]
-    assert all(r.attempts == 1 and r.log.count("claimed by worker") == 1 for r in finished)
+    twice = [
+        (
+            r.id,
+            r.attempts,
+            [line for line in r.log.splitlines() if "claim" in line or "queue" in line],
+        )
+        for r in finished
+        if r.attempts != 1 or r.log.count("claimed by worker") != 1
+    ]
+    outputs = "\n".join(w.text() for w in (a, b))
+    assert not twice, (twice, outputs)  # each such run, its claims, and what the workers said
     assert {r.worker_id for r in finished} == ids  # both took part
     session.rollback()
     versions = sorted(p.version for p in session.scalars(select(PieSet)).all())
@@ -307,7 +354,7 @@ def test_two_worker_processes_never_run_the_same_run(
 
 def test_a_killed_worker_s_run_is_requeued_and_resumed_without_retraining(
     client: TestClient, users: Users, session: Session, tmp_path: Path, engine: Engine,
-    settings: Settings, spawn: Callable[..., subprocess.Popen[str]],
+    settings: Settings, spawn: Callable[..., WorkerProcess],
 ) -> None:  # fmt: skip
     ds = split_dataset(session, tmp_path)
     researcher = users.headers("rita", Role.researcher)
@@ -316,8 +363,8 @@ def test_a_killed_worker_s_run_is_requeued_and_resumed_without_retraining(
     slow = {**TINY, "seeds": [0, 1, 2], "epochs": 25, "patience": 25}  # seconds per seed
     run = start(client, researcher, ds, params=slow)["id"]
     wait_for(lambda: "seed 0:" in fetch(engine, run).log, 120, "seed 0 finished")
-    first.send_signal(signal.SIGKILL)
-    first.wait(timeout=30)
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait(timeout=30)
     checkpoint = work_dir(settings, run) / "population" / "seed-0" / "model.pt"
     trained_at = checkpoint.stat().st_mtime_ns
     assert fetch(engine, run).status == RunStatus.running  # nobody has noticed yet
@@ -334,13 +381,13 @@ def test_a_killed_worker_s_run_is_requeued_and_resumed_without_retraining(
 
 def test_cancel_stops_a_running_run_within_seconds_and_sigterm_hands_it_back(
     client: TestClient, users: Users, session: Session, tmp_path: Path, engine: Engine,
-    spawn: Callable[..., subprocess.Popen[str]],
+    spawn: Callable[..., WorkerProcess],
 ) -> None:  # fmt: skip
     ds = split_dataset(session, tmp_path)
     researcher = users.headers("rita", Role.researcher)
     long = {**TINY, "seeds": [0], "epochs": 1000, "patience": 1000}
-    proc = spawn()
-    wait_ready(proc)
+    running = spawn()
+    wait_ready(running)
     run = start(client, researcher, ds, params=long)["id"]
     wait_for(lambda: "train" in fetch(engine, run).stage, 60, "training started")
     asked = time.monotonic()
@@ -352,8 +399,8 @@ def test_cancel_stops_a_running_run_within_seconds_and_sigterm_hands_it_back(
     # a stopped worker puts its run back in the queue at once, for the next worker
     other = start(client, researcher, ds, params=long)["id"]
     wait_for(lambda: "train" in fetch(engine, other).stage, 60, "training started")
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 0
+    running.proc.send_signal(signal.SIGTERM)
+    assert running.proc.wait(timeout=30) == 0
     back = fetch(engine, other)
     assert back.status == RunStatus.queued and back.worker_id is None
     assert "worker stopped: back in the queue" in back.log
