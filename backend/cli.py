@@ -23,6 +23,7 @@ from backend.config import get_settings
 from backend.datasets import service as datasets_service
 from backend.db import make_engine, make_sessionmaker
 from backend.errors import AppError
+from backend.runs.models import MAX_ATTEMPTS
 from ml.cli import app as ml_app
 from ml.data.labels import LABEL_FORMATS, LabelFormat
 
@@ -528,6 +529,9 @@ def worker(
     ] = 30.0,
     heartbeat: Annotated[float, typer.Option(help="seconds between heartbeats")] = 2.0,
     poll: Annotated[float, typer.Option(help="seconds between looks at an empty queue")] = 1.0,
+    max_attempts: Annotated[
+        int, typer.Option(help="attempts of a run before one whose worker fell silent fails")
+    ] = MAX_ATTEMPTS,
     drain: Annotated[bool, typer.Option(help="exit once no run is queued")] = False,
 ) -> None:
     """Execute queued runs, one at a time, until stopped."""
@@ -538,7 +542,8 @@ def worker(
     try:
         w = Worker(
             make_sessionmaker(engine), settings, executor=executor, ray_address=ray_address,
-            lease_s=lease, heartbeat_s=heartbeat, poll_s=poll, say=typer.echo,
+            lease_s=lease, heartbeat_s=heartbeat, poll_s=poll, max_attempts=max_attempts,
+            say=typer.echo,
         )  # fmt: skip
     except ValueError as exc:
         err.print(f"[red]error:[/red] {exc}")

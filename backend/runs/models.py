@@ -21,6 +21,10 @@ class RunStatus(enum.StrEnum):
 
 FINISHED = (RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled)
 
+# Claims of one run (each worker that takes it, also after a stopped worker handed it back); when
+# the worker of the last one falls silent, the run fails instead of going back to the queue.
+MAX_ATTEMPTS = 3
+
 
 class Run(Base):
     """A PIE regeneration: queued by a researcher, executed by a `piestudy worker`."""

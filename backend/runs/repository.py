@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
@@ -23,21 +23,44 @@ def list_all(session: Session, limit: int = 200) -> Sequence[Run]:
     return session.scalars(select(Run).order_by(Run.id.desc()).limit(limit)).all()
 
 
-def requeue_stale(session: Session, cutoff: datetime) -> list[int]:
-    """Running runs whose worker has not been heard of since `cutoff` go back to the queue."""
+def requeue_stale(
+    session: Session, now: datetime, lease: timedelta, max_attempts: int
+) -> tuple[list[int], list[int]]:
+    """Running runs whose worker has not been heard of for `lease` go back to the queue, or,
+    after `max_attempts` attempts, end as failed (a run that takes its worker down every time,
+    e.g. out of memory, would otherwise be tried for ever). Returns (re-queued, given up)."""
+    cutoff = now - lease
     stale = or_(Run.heartbeat_at.is_(None), Run.heartbeat_at < cutoff)
-    ids = session.scalars(
-        select(Run.id)
+    rows = session.execute(
+        select(Run.id, Run.attempts)
         .where(Run.status == RunStatus.running, stale)
         .with_for_update(skip_locked=True)
     ).all()
-    if ids:
+    again = [run_id for run_id, attempts in rows if attempts < max_attempts]
+    given_up = [run_id for run_id, attempts in rows if attempts >= max_attempts]
+    guarded = (Run.status == RunStatus.running, stale)
+    if again:
         session.execute(
             update(Run)
-            .where(Run.id.in_(ids), Run.status == RunStatus.running, stale)
+            .where(Run.id.in_(again), *guarded)
             .values(status=RunStatus.queued, worker_id=None, stage="re-queued")
         )
-    return list(ids)
+    if given_up:
+        session.execute(
+            update(Run)
+            .where(Run.id.in_(given_up), *guarded)
+            .values(
+                status=RunStatus.failed,
+                worker_id=None,
+                stage=RunStatus.failed.value,
+                finished_at=now,
+                error=(
+                    f"given up after {max_attempts} attempts: the worker of the last one fell"
+                    f" silent for over {lease.total_seconds():g} s (killed, or out of memory?)"
+                ),
+            )
+        )
+    return again, given_up
 
 
 def claim_next(session: Session, worker_id: str, now: datetime) -> int | None:

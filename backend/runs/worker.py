@@ -4,8 +4,8 @@ A worker claims the oldest queued run atomically (repository.claim_next), then w
 a heartbeat thread reports its stage, progress and log every `heartbeat_s` seconds and reads
 back whether the run was cancelled. A run whose worker falls silent for `lease_s` seconds (it
 died, or its machine did) goes back to the queue, and the next worker resumes it from its work
-folder: finished seeds are not trained again. A worker that is stopped (SIGTERM, Ctrl-C) puts
-its run back in the queue at once.
+folder: finished seeds are not trained again. After MAX_ATTEMPTS attempts it fails instead. A
+worker that is stopped (SIGTERM, Ctrl-C) puts its run back in the queue at once.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from backend.config import Settings
 from backend.errors import AppError
 from backend.piesets.service import import_pie_set
 from backend.runs import repository, service
-from backend.runs.models import Run, RunStatus
+from backend.runs.models import MAX_ATTEMPTS, Run, RunStatus
 from backend.timeutil import utcnow
 from ml.regenerate import RunCancelled, make_executor, regenerate
 
@@ -115,10 +115,14 @@ class Worker:
     def __init__(
         self, sessions: sessionmaker[Session], settings: Settings, *, executor: str = "local",
         ray_address: str | None = None, lease_s: float = 30.0, heartbeat_s: float = 2.0,
-        poll_s: float = 1.0, worker_id: str | None = None, say: Callable[[str], None] = print,
+        poll_s: float = 1.0, max_attempts: int = MAX_ATTEMPTS, worker_id: str | None = None,
+        say: Callable[[str], None] = print,
     ) -> None:  # fmt: skip
         if heartbeat_s <= 0 or lease_s <= 2 * heartbeat_s:
             raise ValueError("the lease must be longer than two heartbeats")
+        if max_attempts < 1:
+            raise ValueError("a run needs at least one attempt")
+        self.max_attempts = max_attempts
         self.sessions = sessions
         self.settings = settings
         self.executor = make_executor(executor, ray_address)
@@ -158,11 +162,21 @@ class Worker:
     def claim(self) -> int | None:
         now = utcnow()
         with self.sessions.begin() as session:
-            for stale in repository.requeue_stale(session, now - timedelta(seconds=self.lease_s)):
+            again, given_up = repository.requeue_stale(
+                session, now, timedelta(seconds=self.lease_s), self.max_attempts
+            )
+            for stale in again:
                 self._log(
                     session, stale, f"re-queued: its worker was silent for over {self.lease_s:g} s"
                 )
                 self.say(f"run {stale}: re-queued (lease expired)")
+            for stale in given_up:
+                self._log(
+                    session,
+                    stale,
+                    f"failed: its worker fell silent ({self.max_attempts} attempts made)",
+                )
+                self.say(f"run {stale}: failed (lease expired on its last attempt)")
             run_id = repository.claim_next(session, self.id, now)
             if run_id is not None:
                 attempts = session.get_one(Run, run_id, populate_existing=True).attempts

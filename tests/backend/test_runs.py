@@ -10,12 +10,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from backend.auth.models import Role
@@ -24,7 +25,7 @@ from backend.datasets.models import Dataset
 from backend.db import make_sessionmaker
 from backend.piesets.models import PieSet
 from backend.runs import repository
-from backend.runs.models import Run, RunStatus
+from backend.runs.models import MAX_ATTEMPTS, Run, RunStatus
 from backend.runs.service import work_dir
 from backend.runs.worker import Worker
 from backend.timeutil import utcnow
@@ -151,6 +152,34 @@ def test_concurrent_claims_hand_out_each_run_once(
         runs = s.scalars(select(Run)).all()
         assert {r.status for r in runs} == {RunStatus.running}
         assert all(r.attempts == 1 and r.worker_id for r in runs)
+
+
+def test_a_silent_worker_s_run_is_requeued_until_its_last_attempt_then_fails(
+    client: TestClient, users: Users, session: Session, tmp_path: Path, engine: Engine,
+    settings: Settings,
+) -> None:  # fmt: skip
+    ds = split_dataset(session, tmp_path)
+    researcher = users.headers("rita", Role.researcher)
+    last, earlier = start(client, researcher, ds)["id"], start(client, researcher, ds)["id"]
+    long_ago = utcnow() - timedelta(hours=1)
+    with make_sessionmaker(engine).begin() as s:  # both taken by workers that died an hour ago
+        for run_id, attempts in ((last, MAX_ATTEMPTS), (earlier, 1)):
+            s.execute(
+                update(Run).where(Run.id == run_id).values(
+                    status=RunStatus.running, worker_id="gone", attempts=attempts,
+                    heartbeat_at=long_ago,
+                )
+            )  # fmt: skip
+    w = worker(engine, settings)
+    assert w.claim() == earlier  # re-queued, and claimed again at once
+    again, given_up = fetch(engine, earlier), fetch(engine, last)
+    assert (again.status, again.worker_id, again.attempts) == (RunStatus.running, w.id, 2)
+    assert "re-queued: its worker was silent" in again.log
+    assert given_up.status == RunStatus.failed and given_up.finished_at is not None
+    assert given_up.worker_id is None and given_up.attempts == MAX_ATTEMPTS
+    assert given_up.error is not None
+    assert given_up.error.startswith(f"given up after {MAX_ATTEMPTS} attempts"), given_up.error
+    assert "failed: its worker fell silent" in given_up.log
 
 
 # ------------------------------------------------------------------ worker, in process
