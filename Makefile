@@ -3,6 +3,11 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export PIESTUDY_PORT ?= 8000
+# Python keeps compiled modules (__pycache__) unless told not to. Where the environment says
+# PYTHONDONTWRITEBYTECODE, every process compiled torch, SQLAlchemy and the rest from source each
+# time it started (30 s of CPU for a test worker, again for each worker process and server a test
+# starts): the first process now writes them, the others read them.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: demo test install lint typecheck test-sqlite test-postgres serve clean
 
@@ -22,14 +27,25 @@ lint: install
 typecheck: install
 	$(UV) run mypy backend ml migrations tests
 
-test-sqlite: install
-	$(UV) run pytest -m "not postgres" -p no:cacheprovider
+# Tests run in parallel, a database for each worker (pytest-xdist; PYTEST_WORKERS=1 runs them
+# one at a time). More workers than the machine's two cores, as many tests wait on subprocesses,
+# a browser or a lease for much of their time; one torch thread each, as torch's threads spin
+# and slow each other down many times over when there are more of them than cores. Tests go
+# out one at a time (--maxschedchunk 1), the longest first (tests/conftest.py).
+PYTEST_WORKERS ?= 3
+PYTEST := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(UV) run pytest -p no:cacheprovider \
+	-n $(PYTEST_WORKERS) --maxschedchunk 1 --durations=15
 
-# Every test that touches a database, again on PostgreSQL (a fresh database is created next to
-# PG_TEST_URL's). tests/ml never opens a database, and the browser tests (tests/e2e, run in the
-# SQLite pass) exercise the pages, not the database, so running them twice would prove nothing.
+test-sqlite: install
+	$(PYTEST) -m "not postgres"
+
+# The tests whose behaviour depends on the database (marked `database`: transactions, locks,
+# claims, concurrent writes, every repository's queries through the API and the authorization
+# matrix), and those that need PostgreSQL, again on PostgreSQL (a fresh database per worker,
+# created next to PG_TEST_URL's). The rest (the engine, pages, pure statistics, the browser)
+# behave the same whatever the database, and ran in the SQLite pass.
 test-postgres: install
-	PIESTUDY_TEST_DATABASE_URL=$(PG_TEST_URL) $(UV) run pytest -p no:cacheprovider --ignore=tests/ml --ignore=tests/e2e
+	PIESTUDY_TEST_DATABASE_URL=$(PG_TEST_URL) $(PYTEST) -m "database or postgres" tests/backend
 
 test: lint typecheck test-sqlite test-postgres
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from sqlalchemy import make_url
 
+from ml.fileio import atomic_output
+
 
 class BackupError(Exception):
     pass
@@ -86,9 +88,7 @@ def backup(url: str, out: Path) -> BackupInfo:
     if out.exists():
         raise BackupError(f"{out} exists already; choose a new file name")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial")
-    tmp.unlink(missing_ok=True)
-    try:
+    with atomic_output(out) as tmp:
         source = _sqlite_path(url)
         if source is not None:
             if not source.is_file():
@@ -111,9 +111,6 @@ def backup(url: str, out: Path) -> BackupInfo:
             if done.returncode != 0:
                 raise BackupError(f"pg_dump failed: {done.stderr.strip()}")
             kind = "postgresql"
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return BackupInfo(out, out.stat().st_size, kind)
 
 

@@ -103,7 +103,7 @@ class Settings(BaseSettings):
         each other. On SQLite one: every request that writes waits for the one write lock."""
         if self.workers is not None:
             return self.workers
-        if self.database_url.startswith("sqlite"):
+        if self.resolved_database_url.startswith("sqlite"):
             return 1
         return max(1, min(os.cpu_count() or 1, 8))
 

@@ -12,7 +12,7 @@ import anyio
 import anyio.to_thread
 from fastapi import Depends, Request
 from fastapi import Path as PathParam
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, make_url
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, make_url, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -149,6 +149,12 @@ def request_slots(engine: Engine, configured: int | None = None, processes: int 
 
 
 SERVER_SLOTS = 4
+
+
+def ping(engine: Engine) -> None:
+    """A round trip to the database; raises whatever keeps it from answering."""
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

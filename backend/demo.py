@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.auth import repository as auth_repo
@@ -28,15 +27,18 @@ from backend.auth.schemas import UserCreate
 from backend.config import Settings
 from backend.datasets import repository as datasets_repo
 from backend.datasets import service as datasets_service
+from backend.runs import repository as runs_repo
 from backend.runs import service as runs_service
-from backend.runs.models import Run, RunStatus
-from backend.runs.schemas import RunCreate, RunParamsIn
+from backend.runs.models import RunStatus
+from backend.runs.schemas import RunCreate
 from backend.runs.worker import Worker
+from backend.studies import repository as studies_repo
 from backend.studies import service as studies_service
-from backend.studies.models import Study, StudyStatus
-from backend.studies.router import invitation_url
+from backend.studies.models import StudyStatus
 from backend.studies.schemas import StudyCreate
-from ml.fileio import atomic_write_text
+from backend.studies.service import invitation_url
+from ml.fileio import atomic_write
+from ml.runparams import RunOptions
 
 DATASET = "demo-synthetic"
 PIE_SET = "demo-pies"
@@ -74,7 +76,7 @@ def build_demo(
     secrets_file = root / "demo.json"
     kept: dict[str, Any] = json.loads(secrets_file.read_text()) if secrets_file.is_file() else {}
     with sessions() as session:
-        study = session.scalars(select(Study).where(Study.name == STUDY)).first()
+        study = studies_repo.get_by_name(session, STUDY)
         if study is not None and kept.get("study_id") == study.id:
             say("the demo study exists already: reusing it")
             return DemoResult(
@@ -119,18 +121,14 @@ def build_demo(
 
     # 3. the PIE set, from a regeneration run executed here
     with sessions.begin() as session:
-        run = session.scalars(
-            select(Run).where(Run.name == PIE_SET, Run.status == RunStatus.succeeded)
-        ).first()
+        run = runs_repo.find_by_name(session, PIE_SET, [RunStatus.succeeded])
         if run is None:
-            run = session.scalars(
-                select(Run).where(Run.name == PIE_SET, Run.status.in_([RunStatus.queued, RunStatus.running]))
-            ).first()  # fmt: skip
+            run = runs_repo.find_by_name(session, PIE_SET, [RunStatus.queued, RunStatus.running])
         if run is None:
             researcher = auth_repo.get_user_by_username(session, RESEARCHER)
             assert researcher is not None
-            params = RunParamsIn(
-                seeds=list(config.seeds), image_size=config.image_size, epochs=config.epochs,
+            params = RunOptions(
+                seeds=config.seeds, image_size=config.image_size, epochs=config.epochs,
                 percentile=config.percentile, threads=config.threads,
             )  # fmt: skip
             run = runs_service.create_run(
@@ -145,11 +143,7 @@ def build_demo(
     if not done:
         worker = Worker(sessions, settings, lease_s=20, heartbeat_s=1, say=lambda line: step(line))
         with sessions.begin() as session:  # a run left over from an interrupted demo
-            session.execute(
-                update(Run)
-                .where(Run.id == run_id, Run.status == RunStatus.running)
-                .values(status=RunStatus.queued, worker_id=None)
-            )
+            runs_repo.requeue_if_running(session, run_id)
         worker.serve(drain=True)
     with sessions() as session:
         run = runs_service.get_run(session, run_id)
@@ -174,7 +168,7 @@ def build_demo(
         study_id = study.id
     step(f"study {study_id} is open with {len(links)} readers")
     root.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(
+    atomic_write(
         secrets_file,
         json.dumps(
             {

@@ -7,9 +7,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from backend.templating import error_page, is_page
 
 
 class AppError(Exception):
@@ -66,7 +68,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         problems = [
             {"field": _field_path(e.get("loc", ())), "message": e.get("msg", "invalid")}
             for e in exc.errors()
@@ -75,10 +77,16 @@ def install_error_handlers(app: FastAPI) -> None:
         message = f"invalid {first['field']}: {first['message']}"
         if len(problems) > 1:
             message += f" (and {len(problems) - 1} more)"
+        if is_page(request):
+            return error_page(request, f"This address is not valid: {message}.", 422, "Not valid")
         return JSONResponse({"error": message, "detail": problems}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if is_page(request) and exc.status_code in (404, 405):
+            if exc.status_code == 404:
+                return error_page(request, "There is no page at this address.", 404, "Not found")
+            return error_page(request, str(exc.detail), 405, "Not allowed")
         return JSONResponse(
             {"error": str(exc.detail), "detail": None},
             status_code=exc.status_code,

@@ -10,14 +10,14 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import text
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 import backend.models  # noqa: F401  (registers every table)
+from backend.auth.pages import router as auth_pages
 from backend.auth.router import router as auth_router
 from backend.config import Settings, get_settings
 from backend.datasets.router import router as datasets_router
-from backend.db import make_engine, make_sessionmaker, read_only, request_slots
+from backend.db import make_engine, make_sessionmaker, ping, read_only, request_slots
 from backend.errors import describe_errors, install_error_handlers
 from backend.piesets.pages import router as piesets_pages
 from backend.piesets.router import router as piesets_router
@@ -29,7 +29,7 @@ from backend.security import EdgeSecurity
 from backend.stats.router import router as stats_router
 from backend.studies.pages import router as studies_pages
 from backend.studies.router import router as studies_router
-from backend.templating import STATIC_DIR
+from backend.templating import STATIC_DIR, install_page_handlers
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -62,14 +62,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     describe_errors(app)
     install_error_handlers(app)
+    install_page_handlers(app)
     if settings.allowed_hosts != ["*"]:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
 
     @app.get("/api/health", tags=["health"])
     def health(request: Request) -> JSONResponse:
         try:
-            with read_engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+            ping(read_engine)
         except Exception as exc:  # any database failure means "not healthy"
             return JSONResponse(
                 {"status": "unavailable", "database": f"error: {type(exc).__name__}"},
@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reading_router,
         stats_router,
         runs_router,
+        auth_pages,
         reading_pages,
         studies_pages,
         piesets_pages,

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,8 +17,10 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from ml.console import console, err, fail
 from ml.data.labels import LABEL_FORMATS, LabelFormatError, read_labels, require_ok
 from ml.data.synth import write_dataset
+from ml.models.names import ModelName
 from ml.pies import find_pies, pie_scores, write_pie_set
 from ml.store import PredictionStore, StoreError
 
@@ -31,13 +32,6 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help="the PIE engine: data, populations, pruning, predictions, PIEs", no_args_is_help=True
 )
-console = Console()
-err = Console(stderr=True)
-
-
-def fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code=2)
 
 
 @app.command("pies")
@@ -184,7 +178,7 @@ def train_command(
     fmt: Annotated[str, typer.Option("--format")] = "nih-cxr-lt",
     split_file: Annotated[Path | None, typer.Option("--split", help="CSV image,split")] = None,
     seeds: Annotated[str, typer.Option(help="comma-separated seeds, e.g. 0,1,2")] = "0,1,2",
-    model: Annotated[str, typer.Option(help="resnet50, resnet18 or smallcnn")] = "smallcnn",
+    model: Annotated[ModelName, typer.Option(help="the architecture")] = "smallcnn",
     image_size: Annotated[int, typer.Option()] = 256,
     epochs: Annotated[int, typer.Option(help="most epochs per seed")] = 30,
     patience: Annotated[int, typer.Option(help="early stopping patience (epochs)")] = 3,
@@ -240,10 +234,9 @@ def prune_predict_command(
     """Prune every model of a run at the 20 sparsities and store the predictions."""
     from ml.config import TrainConfig
     from ml.predict import PruningConfig, predict_population
+    from ml.train import finished_seeds
 
-    seeds = sorted(
-        int(p.name.split("-", 1)[1]) for p in run.glob("seed-*") if (p / "history.json").is_file()
-    )
+    seeds = finished_seeds(run)
     if not seeds:
         raise fail(f"no finished seeds in {run}")
     if method not in ("l1", "random"):

@@ -39,9 +39,9 @@ class TrainConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def save(self, path: Path) -> None:
-        from ml.fileio import atomic_write_text
+        from ml.fileio import atomic_write
 
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
+        atomic_write(path, json.dumps(self.to_dict(), indent=2))
 
     @classmethod
     def load(cls, path: Path) -> Self:

@@ -25,7 +25,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy.stats import rankdata
 
-from ml.fileio import atomic_write_text
+from ml.fileio import atomic_write
+from ml.pieset_file import score_ranks
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -117,10 +118,9 @@ def find_pies(scores: PieScores, image_ids: Sequence[str], percentile: float = 5
         raise ValueError("no image has a defined PIE score (every prediction row is constant)")
     threshold = float(np.percentile(scores.scores[defined], percentile))
     is_pie = defined & (np.nan_to_num(scores.scores, nan=np.inf) <= threshold)
-    # rank 1 = lowest score; ties broken by image id so the order is reproducible
-    order = sorted(np.flatnonzero(defined).tolist(), key=lambda i: (scores.scores[i], image_ids[i]))
-    ranks = np.zeros(len(image_ids), dtype=np.int64)
-    ranks[order] = np.arange(1, len(order) + 1)
+    ranks = np.array(
+        [k or 0 for k in score_ranks(image_ids, scores.scores.tolist())], dtype=np.int64
+    )
     return PieSetResult(
         tuple(image_ids), scores.scores, is_pie, ranks, threshold, percentile, scores.k_star
     )
@@ -138,8 +138,8 @@ def write_pie_set(
     for image, pie, score, rank in rows:
         text = "" if math.isnan(score) else repr(float(score))
         writer.writerow([image, int(pie), text, int(rank) or ""])
-    atomic_write_text(csv_path, buffer.getvalue())
+    atomic_write(csv_path, buffer.getvalue())
     summary_path = csv_path.with_suffix(".json")
     summary = {**result.summary(), **(extra_summary or {})}
-    atomic_write_text(summary_path, json.dumps(summary, indent=2))
+    atomic_write(summary_path, json.dumps(summary, indent=2))
     return summary_path

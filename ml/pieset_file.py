@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ml.data.labels import LabelProblem
@@ -110,7 +111,18 @@ def parse_pieset_csv(text: str, source: str = "pieset.csv") -> PieSetFile:
     return PieSetFile(tuple(rows), tuple(problems))
 
 
+def score_ranks(images: Sequence[str], scores: Sequence[float | None]) -> list[int | None]:
+    """The rank of each image: 1 for the lowest score, ties broken by image id (so the order
+    is reproducible), None where the score is undefined (None or NaN). The one rank rule, for
+    the PIE sets the engine writes and for files imported without ranks."""
+    defined = [i for i, s in enumerate(scores) if s is not None and not math.isnan(s)]
+    order = sorted(defined, key=lambda i: (scores[i], images[i]))
+    ranks: list[int | None] = [None] * len(images)
+    for rank, i in enumerate(order, start=1):
+        ranks[i] = rank
+    return ranks
+
+
 def with_computed_ranks(rows: list[PieRow]) -> list[PieRow]:
-    scored = sorted((r for r in rows if r.score is not None), key=lambda r: (r.score, r.image))
-    ranks = {r.image: i for i, r in enumerate(scored, start=1)}
-    return [PieRow(r.image, r.is_pie, r.score, ranks.get(r.image), r.line) for r in rows]
+    ranks = score_ranks([r.image for r in rows], [r.score for r in rows])
+    return [PieRow(r.image, r.is_pie, r.score, k, r.line) for r, k in zip(rows, ranks, strict=True)]

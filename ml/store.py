@@ -12,7 +12,6 @@ wrong.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ml.fileio import atomic_write_text
+from ml.fileio import atomic_write, sha256_file
 
 # The study's 20 sparsities (SPEC §2): 0, 0.05, ..., 0.95. Here, not in ml.prune, so that what only
 # reads stores (the web server, the analysis) never imports torch.
@@ -40,14 +39,6 @@ CHUNK = 1 << 22  # values checked at a time when validating
 
 class StoreError(ValueError):
     """A prediction store that cannot be used; the message says what and where."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -129,8 +120,8 @@ class StoreWriter:
             "checksums": {name: sha256_file(self.tmp / name) for name in (PREDICTIONS, LABELS)},
         }
         for name, content in self.extra_files.items():
-            atomic_write_text(self.tmp / name, json.dumps(content, indent=1))
-        atomic_write_text(self.tmp / "manifest.json", json.dumps(manifest, indent=1))
+            atomic_write(self.tmp / name, json.dumps(content, indent=1))
+        atomic_write(self.tmp / "manifest.json", json.dumps(manifest, indent=1))
         if self.path.exists():
             old = self.path.with_name(f".{self.path.name}.replaced")
             self.path.rename(old)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from torch.utils.data import DataLoader
 
 from ml.config import TrainConfig, resolve_device
 from ml.data.images import AugmentedImages, SplitData, to_model_input
-from ml.fileio import atomic_write_text
+from ml.fileio import atomic_output, atomic_write
 from ml.models import create_model
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
@@ -42,14 +41,19 @@ def seed_dir(run_dir: Path, seed: int) -> Path:
 
 
 def is_finished(run_dir: Path, seed: int) -> bool:
+    """A seed is finished once its history is written (last, after its model)."""
     d = seed_dir(run_dir, seed)
     return (d / "history.json").is_file() and (d / "model.pt").is_file()
 
 
+def finished_seeds(run_dir: Path) -> list[int]:
+    found = (p.name.removeprefix("seed-") for p in run_dir.glob("seed-*"))
+    return sorted(int(s) for s in found if s.isdigit() and is_finished(run_dir, int(s)))
+
+
 def _save_state(model: nn.Module, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        torch.save(model.state_dict(), tmp)
 
 
 @torch.no_grad()
@@ -83,7 +87,10 @@ def train_seed(
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     pretrained = Path(config.pretrained_path) if config.pretrained_path else None
-    model = create_model(config.model, len(train.classes), pretrained_path=pretrained).to(device)
+    backbone: list[str] = []  # what the pretrained weights gave, and what they did not
+    model = create_model(
+        config.model, len(train.classes), pretrained_path=pretrained, say=backbone.append
+    ).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     loss_fn = nn.BCEWithLogitsLoss()
     loader = DataLoader(
@@ -122,8 +129,9 @@ def train_seed(
         "best_val_loss": best,
         "epochs": epochs,
         "classes": list(train.classes),
+        "pretrained": backbone[0] if backbone else None,
     }
-    atomic_write_text(out / "history.json", json.dumps(history, indent=1))
+    atomic_write(out / "history.json", json.dumps(history, indent=1))
     return SeedResult(seed, out, best_epoch, best, len(epochs), False)
 
 

@@ -147,3 +147,51 @@ def researcher_headers(users: Users) -> dict[str, str]:
 @pytest.fixture
 def coordinator_headers(users: Users) -> dict[str, str]:
     return users.headers("coordinator", Role.coordinator)
+
+
+def shared_tmp(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """A folder of this test run that every xdist worker sees (the run's own base folder)."""
+    base = tmp_path_factory.getbasetemp()
+    return base if worker_id == "master" else base.parent
+
+
+class _Quiet:
+    def stage(self, name: str, fraction: float) -> None: ...
+
+    def log(self, line: str) -> None: ...
+
+    def check(self) -> None: ...
+
+
+# What the runs tests train: two seeds of the small CNN, one epoch at 32 px (seconds).
+TINY_RUN = {"seeds": [0, 1], "image_size": 32, "epochs": 1, "batch_size": 16}
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """The prediction store of a tiny population trained once per test run (by the first worker
+    that asks; the others wait for it) on the split dataset of tests.factories.make_split_dataset
+    (the same 60 images for every test): for tests that need a store, not the training."""
+    from filelock import FileLock
+
+    from ml.data.labels import read_labels, require_ok
+    from ml.regenerate import DatasetInputs, regenerate
+    from ml.runparams import RunParams
+    from tests.factories import CLASSES, plain_dataset_files
+
+    root = shared_tmp(tmp_path_factory, worker_id) / "tiny-population"
+    root.mkdir(exist_ok=True)
+    store = root / "work" / "store"
+    with FileLock(str(root / ".lock")):
+        if not (store / "manifest.json").is_file():
+            files = plain_dataset_files(root / "data", 60, with_split=True)
+            table = require_ok(read_labels("plain", [files.labels], classes=list(CLASSES)))
+            inputs = DatasetInputs("runs-ds", CLASSES, files.image_dir, table.records)
+            regenerate(RunParams(**TINY_RUN), inputs, root / "work", _Quiet())
+    return store
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The longest tests first: with the suite spread over parallel workers (pytest-xdist), a
+    long test started last would leave the other workers idle while it finishes."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

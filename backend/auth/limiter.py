@@ -11,10 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from backend.auth.models import SignInFailure
+from backend.auth import repository
 from backend.errors import AppError
 from backend.timeutil import utcnow
 
@@ -27,6 +26,10 @@ def _user_key(username: str) -> str:
     return f"u:{username.lower()}"
 
 
+def _address_key(address: str) -> str:
+    return f"a:{address}"
+
+
 @dataclass(frozen=True)
 class LoginLimiter:
     attempts: int = 5
@@ -36,18 +39,11 @@ class LoginLimiter:
     def check(self, session: Session, username: str, address: str) -> None:
         """Raise TooManyAttemptsError while either key is over its limit."""
         now = utcnow()
-        limits = {_user_key(username): self.attempts, f"a:{address}": self.per_address}
-        counts = session.execute(
-            select(SignInFailure.key, func.count(), func.min(SignInFailure.at))
-            .where(
-                SignInFailure.key.in_(limits),
-                SignInFailure.at > now - timedelta(seconds=self.window),
-            )
-            .group_by(SignInFailure.key)
-        ).all()
-        for key, n, oldest in counts:
-            if n >= limits[key]:
-                wait = int((oldest - now).total_seconds() + self.window) + 1
+        limits = {_user_key(username): self.attempts, _address_key(address): self.per_address}
+        since = now - timedelta(seconds=self.window)
+        for row in repository.recent_failures(session, limits, since):
+            if row.failures >= limits[row.key]:
+                wait = int((row.oldest - now).total_seconds() + self.window) + 1
                 raise TooManyAttemptsError(
                     f"too many failed sign-ins; try again in {wait} s",
                     detail={"retry_after": wait},
@@ -56,16 +52,8 @@ class LoginLimiter:
     def failed(self, session: Session, username: str, address: str) -> None:
         """Count a failure for both keys, and forget failures older than the window."""
         now = utcnow()
-        session.execute(
-            delete(SignInFailure).where(SignInFailure.at <= now - timedelta(seconds=self.window))
-        )
-        session.add_all(
-            [
-                SignInFailure(key=_user_key(username), at=now),
-                SignInFailure(key=f"a:{address}", at=now),
-            ]
-        )
-        session.flush()
+        repository.forget_failures_before(session, now - timedelta(seconds=self.window))
+        repository.add_failures(session, (_user_key(username), _address_key(address)), now)
 
     def succeeded(self, session: Session, username: str) -> None:
-        session.execute(delete(SignInFailure).where(SignInFailure.key == _user_key(username)))
+        repository.clear_failures(session, _user_key(username))

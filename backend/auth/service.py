@@ -11,6 +11,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.orm import Session
 
 from backend.auth import repository
+from backend.auth.limiter import LoginLimiter
 from backend.auth.models import AuthSession, Role, User
 from backend.auth.schemas import UserCreate
 from backend.auth.tokens import hash_token, new_token
@@ -72,6 +73,27 @@ def login(session: Session, username: str, password: str, *, hours: int) -> Issu
         session, AuthSession(token_hash=hash_token(token), user_id=user.id, expires_at=expires_at)
     )
     return IssuedLogin(token=token, expires_at=expires_at, user=user)
+
+
+LIMITER = LoginLimiter()
+
+
+def sign_in(
+    session: Session, username: str, password: str, *, address: str, hours: int
+) -> IssuedLogin:
+    """login(), rate limited per username and per address (backend.auth.limiter): what both the
+    JSON API and the sign-in page call."""
+    LIMITER.check(session, username, address)
+    try:
+        issued = login(session, username, password, hours=hours)
+    except UnauthorizedError:
+        LIMITER.failed(session, username, address)
+        # The request fails, and its transaction would be rolled back with it: the failure must
+        # count all the same. The one commit outside backend.db.get_session.
+        session.commit()
+        raise
+    LIMITER.succeeded(session, username)
+    return issued
 
 
 def user_for_token(session: Session, token: str) -> User | None:

@@ -74,3 +74,10 @@ def images_by_ids(session: Session, ids: list[int]) -> Sequence[Image]:
     if not ids:
         return []
     return session.scalars(select(Image).where(Image.id.in_(ids))).all()
+
+
+def all_images(session: Session, dataset_id: int) -> Sequence[Image]:
+    """Every image of the dataset, in id order."""
+    return session.scalars(
+        select(Image).where(Image.dataset_id == dataset_id).order_by(Image.id)
+    ).all()

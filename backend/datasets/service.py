@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +18,9 @@ from ml.data.labels import (
     missing_images,
     patient_leakage,
     read_labels,
+    resolve_image,
 )
+from ml.fileio import sha256_file
 
 SHOWN_PROBLEMS = 20
 
@@ -37,14 +38,6 @@ class ImportRejectedError(InvalidInputError):
             f"{what} rejected, nothing was imported: {len(problems)} problem(s); first: {first}",
             detail={"problems": shown, "total": len(problems)},
         )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def import_dataset(
@@ -90,7 +83,7 @@ def import_dataset(
         created_by_id=created_by_id,
         provenance={
             "labels_files": [
-                {"name": p.name, "path": str(p.resolve()), "sha256": _sha256(p)}
+                {"name": p.name, "path": str(p.resolve()), "sha256": sha256_file(p)}
                 for p in labels_files
             ],
             "split_file": str(split_file.resolve()) if split_file else None,
@@ -134,6 +127,16 @@ def find_dataset(session: Session, ref: str) -> Dataset:
     if dataset is None:
         raise NotFoundError(f"dataset {ref!r} not found")
     return dataset
+
+
+def image_file(session: Session, image_id: int) -> Path | None:
+    """The file of a dataset image on this server, or None when it is not there."""
+    image = repository.get_image(session, image_id)
+    if image is None:
+        return None
+    dataset = get_dataset(session, image.dataset_id)
+    path = resolve_image(Path(dataset.image_root), image.file_path)
+    return path if path is not None and path.is_file() else None
 
 
 def list_datasets(session: Session) -> Sequence[Dataset]:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
@@ -39,9 +39,19 @@ def insert_members(session: Session, rows: Iterable[dict[str, Any]]) -> None:
         session.execute(insert(PieSetMember), batch[start : start + 5000])
 
 
+class MemberRow(NamedTuple):
+    member: PieSetMember
+    external_id: str
+
+
+class PoolImage(NamedTuple):
+    external_id: str
+    image_id: int
+
+
 def page_members(
     session: Session, pie_set_id: int, *, offset: int, limit: int, is_pie: bool | None
-) -> tuple[int, Sequence[tuple[PieSetMember, str]]]:
+) -> tuple[int, list[MemberRow]]:
     where = [PieSetMember.pie_set_id == pie_set_id]
     if is_pie is not None:
         where.append(PieSetMember.is_pie == is_pie)
@@ -54,12 +64,10 @@ def page_members(
         .offset(offset)
         .limit(limit)
     )
-    return total, [(m, ext) for m, ext in session.execute(stmt).all()]
+    return total, [MemberRow(m, ext) for m, ext in session.execute(stmt).all()]
 
 
-def members_by_group(
-    session: Session, pie_set_id: int
-) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+def members_by_group(session: Session, pie_set_id: int) -> tuple[list[PoolImage], list[PoolImage]]:
     """(external id, image id) of the PIEs and of the non-PIEs, each sorted by external id."""
     stmt = (
         select(Image.external_id, PieSetMember.image_id, PieSetMember.is_pie)
@@ -67,8 +75,8 @@ def members_by_group(
         .where(PieSetMember.pie_set_id == pie_set_id)
         .order_by(Image.external_id)
     )
-    pies: list[tuple[str, int]] = []
-    non_pies: list[tuple[str, int]] = []
+    pies: list[PoolImage] = []
+    non_pies: list[PoolImage] = []
     for ext, image_id, is_pie in session.execute(stmt).all():
-        (pies if is_pie else non_pies).append((ext, image_id))
+        (pies if is_pie else non_pies).append(PoolImage(ext, image_id))
     return pies, non_pies

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,14 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from backend.datasets import repository as datasets_repo
+from backend.datasets.models import Dataset
 from backend.datasets.service import ImportRejectedError, get_dataset
 from backend.errors import ConflictError, InvalidInputError, NotFoundError
 from backend.piesets import repository
 from backend.piesets.models import PieSet, PieSetMember
+from backend.piesets.repository import MemberRow
 from ml.data.labels import LabelProblem
+from ml.fileio import atomic_write
 from ml.pieset_file import parse_pieset_csv
 
 MAX_CSV_BYTES = 64 * 1024 * 1024
@@ -137,11 +141,7 @@ def _keep_report(html: bytes, media_dir: Path | None) -> str:
             "report: not an HTML report (give the report.html of `piestudy ml report`)"
         )
     name = f"{uuid.uuid4().hex}.html"
-    target = media_dir / "reports" / name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
-    tmp.write_bytes(html)
-    tmp.replace(target)
+    atomic_write(media_dir / "reports" / name, html)
     return name
 
 
@@ -166,6 +166,58 @@ def list_pie_sets(session: Session, dataset_id: int | None = None) -> Sequence[P
 
 def page_members(
     session: Session, pie_set_id: int, *, offset: int, limit: int, is_pie: bool | None = None
-) -> tuple[int, Sequence[tuple[PieSetMember, str]]]:
+) -> tuple[int, list[MemberRow]]:
     get_pie_set(session, pie_set_id)
     return repository.page_members(session, pie_set_id, offset=offset, limit=limit, is_pie=is_pie)
+
+
+@dataclass(frozen=True)
+class ShownPie:
+    image_id: int
+    external_id: str
+    score: float | None
+    rank: int | None
+    labels: list[str]
+
+
+@dataclass(frozen=True)
+class Overview:
+    """What the researcher's page of a PIE set shows."""
+
+    dataset: Dataset
+    scores: list[float]  # every defined score
+    undefined: int  # members whose score is undefined
+    threshold: float | None  # the highest PIE score
+    pies: list[ShownPie]  # the first `shown` PIEs by rank, with their labels
+
+
+def overview(session: Session, pie_set: PieSet, *, shown: int) -> Overview:
+    dataset = get_dataset(session, pie_set.dataset_id)
+    _, members = repository.page_members(
+        session, pie_set.id, offset=0, limit=pie_set.member_count, is_pie=None
+    )
+    scores = [row.member.score for row in members if row.member.score is not None]
+    pies = [row for row in members if row.member.is_pie]
+    first = pies[:shown]
+    ids = [r.member.image_id for r in first]
+    labels = {i.id: i.labels for i in datasets_repo.images_by_ids(session, ids)}
+
+    def names(image_id: int) -> list[str]:
+        return [c for c, v in zip(dataset.classes, labels[image_id], strict=True) if v]
+
+    return Overview(
+        dataset=dataset,
+        scores=scores,
+        undefined=len(members) - len(scores),
+        threshold=max((r.member.score for r in pies if r.member.score is not None), default=None),
+        pies=[
+            ShownPie(
+                r.member.image_id,
+                r.external_id,
+                r.member.score,
+                r.member.rank,
+                names(r.member.image_id),
+            )
+            for r in first
+        ],
+    )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, contains_eager
@@ -77,7 +78,12 @@ def assignment_at(
     return session.scalars(stmt).first()
 
 
-def case_image(session: Session, assignment_id: int) -> tuple[Image, Dataset]:
+class CaseImage(NamedTuple):
+    image: Image
+    dataset: Dataset
+
+
+def case_image(session: Session, assignment_id: int) -> CaseImage:
     stmt = (
         select(Image, Dataset)
         .join(StudyCase, StudyCase.image_id == Image.id)
@@ -86,7 +92,7 @@ def case_image(session: Session, assignment_id: int) -> tuple[Image, Dataset]:
         .where(Assignment.id == assignment_id)
     )
     image, dataset = session.execute(stmt).one()
-    return image, dataset
+    return CaseImage(image, dataset)
 
 
 def answer_for(session: Session, assignment_id: int) -> Answer | None:
@@ -97,10 +103,6 @@ def revision_by_client_id(session: Session, client_answer_id: str) -> AnswerRevi
     return session.scalars(
         select(AnswerRevision).where(AnswerRevision.client_answer_id == client_answer_id)
     ).first()
-
-
-def case_view(session: Session, assignment_id: int) -> CaseView | None:
-    return session.get(CaseView, assignment_id)
 
 
 def record_view(session: Session, assignment_id: int, now: datetime) -> None:

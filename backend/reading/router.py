@@ -15,8 +15,9 @@ from fastapi.responses import FileResponse
 from backend.config import Settings
 from backend.db import SessionDep
 from backend.reading import service
-from backend.reading.deps import READER_COOKIE, CurrentReader
+from backend.reading.deps import READER_COOKIE, CurrentReader, set_reader_cookie
 from backend.reading.schemas import (
+    MAX_POSITION,
     AnswerIn,
     AnswerSaved,
     CaseList,
@@ -26,19 +27,8 @@ from backend.reading.schemas import (
 )
 
 router = APIRouter(prefix="/api/reader", tags=["reader"])
-Position = Annotated[int, Path(ge=1, le=100_000)]
+Position = Annotated[int, Path(ge=1, le=MAX_POSITION)]
 IMAGE_MAX_AGE = 7 * 24 * 3600
-
-
-def set_reader_cookie(response: Response, settings: Settings, token: str) -> None:
-    response.set_cookie(
-        READER_COOKIE,
-        token,
-        max_age=180 * 24 * 3600,  # a study runs for weeks; revoking the link ends it earlier
-        httponly=True,
-        samesite="lax",
-        secure=settings.env == "production",
-    )
 
 
 @router.post("/session", response_model=ReaderMe)

@@ -6,7 +6,6 @@ nothing else can slip through serialization either."""
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -16,6 +15,11 @@ FORBIDDEN_FIELD = re.compile(
     r"pie|score|rank|group|is_|image_id|external|case_id|assignment|file|path|dataset|slot|seed|token",
     re.IGNORECASE,
 )
+
+
+# A reader's cases are numbered 1..n; no study has more cases per reader than this.
+MAX_POSITION = 100_000
+INVITATION_TOKEN_MAX = 200
 
 
 class ReaderSchema(BaseModel):
@@ -104,10 +108,6 @@ class AnswerIn(ReaderSchema):
             raise ValueError("use letters, digits, '-' and '_' (a UUID is ideal)")
         return value
 
-    @staticmethod
-    def new_id() -> str:
-        return str(uuid.uuid4())
-
 
 class AnswerSaved(ReaderSchema):
     position: int
@@ -120,7 +120,7 @@ class AnswerSaved(ReaderSchema):
 class SessionRequest(ReaderSchema):
     # the invitation token is the credential being exchanged here; nothing else is named token
     allowed_fields: ClassVar[frozenset[str]] = frozenset({"invitation_token"})
-    invitation_token: str = Field(min_length=10, max_length=200)
+    invitation_token: str = Field(min_length=10, max_length=INVITATION_TOKEN_MAX)
 
 
 ReaderMe.model_rebuild()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.auth.tokens import hash_token, new_token
+from backend.derivatives import DISPLAY, derived_image
 from backend.errors import AppError, ConflictError, NotFoundError
 from backend.reading import repository
 from backend.reading.models import Answer, AnswerRevision, ReaderSession
@@ -276,28 +276,5 @@ def save_answer(session: Session, reader: Reader, position: int, data: AnswerIn)
     )
 
 
-DISPLAY_SIZE = 1024  # longest side of the copy shown first; full resolution on request
-
-
-def display_copy(source: Path, image_id: int, media_dir: Path) -> Path:
-    """A display-size PNG of the image, made once and kept under the media folder."""
-    from PIL import Image
-
-    target = media_dir / "display" / f"{image_id}-{DISPLAY_SIZE}.png"
-    if target.is_file() and target.stat().st_mtime >= source.stat().st_mtime:
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with Image.open(source) as img:
-        copy = img.convert("L") if img.mode not in ("L", "RGB") else img.copy()
-        copy.thumbnail((DISPLAY_SIZE, DISPLAY_SIZE))
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        copy.save(tmp, format="PNG")
-        os.replace(tmp, target)
-    return target
-
-
 def case_display_path(session: Session, reader: Reader, position: int, media_dir: Path) -> Path:
-    source = case_image_path(session, reader, position)
-    assignment = _assignment(session, reader, position)
-    image, _ = repository.case_image(session, assignment.id)
-    return display_copy(source, image.id, media_dir)
+    return derived_image(case_image_path(session, reader, position), DISPLAY, media_dir)

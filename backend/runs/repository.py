@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
@@ -23,9 +23,14 @@ def list_all(session: Session, limit: int = 200) -> Sequence[Run]:
     return session.scalars(select(Run).order_by(Run.id.desc()).limit(limit)).all()
 
 
+class StaleRuns(NamedTuple):
+    requeued: list[int]
+    given_up: list[int]
+
+
 def requeue_stale(
     session: Session, now: datetime, lease: timedelta, max_attempts: int
-) -> tuple[list[int], list[int]]:
+) -> StaleRuns:
     """Running runs whose worker has not been heard of for `lease` go back to the queue, or,
     after `max_attempts` attempts, end as failed (a run that takes its worker down every time,
     e.g. out of memory, would otherwise be tried for ever). Returns (re-queued, given up)."""
@@ -60,7 +65,7 @@ def requeue_stale(
                 ),
             )
         )
-    return again, given_up
+    return StaleRuns(again, given_up)
 
 
 def claim_next(session: Session, worker_id: str, now: datetime) -> int | None:
@@ -99,3 +104,32 @@ def update_owned(session: Session, run_id: int, owner: str, **values: Any) -> bo
         .values(**values)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def get_fresh(session: Session, run_id: int) -> Run | None:
+    """The run as the database has it now (not as this session last saw it)."""
+    return session.get(Run, run_id, populate_existing=True)
+
+
+def current_log(session: Session, run_id: int) -> str:
+    return session.scalar(select(Run.log).where(Run.id == run_id)) or ""
+
+
+def set_log(session: Session, run_id: int, log: str) -> None:
+    session.execute(update(Run).where(Run.id == run_id).values(log=log))
+
+
+def find_by_name(session: Session, name: str, statuses: Sequence[RunStatus]) -> Run | None:
+    """The oldest run of a PIE set name in one of the statuses."""
+    return session.scalars(
+        select(Run).where(Run.name == name, Run.status.in_(statuses)).order_by(Run.id)
+    ).first()
+
+
+def requeue_if_running(session: Session, run_id: int) -> None:
+    """Put a run that was left running (its worker gone with its process) back in the queue."""
+    session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status == RunStatus.running)
+        .values(status=RunStatus.queued, worker_id=None)
+    )

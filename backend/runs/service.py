@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import select
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from backend.auth.models import User
 from backend.config import Settings
-from backend.datasets.models import Image
+from backend.datasets import repository as datasets_repo
 from backend.datasets.service import get_dataset
 from backend.errors import ConflictError, InvalidInputError, NotFoundError
 from backend.runs import repository
@@ -19,7 +18,8 @@ from backend.runs.models import FINISHED, Run, RunStatus
 from backend.runs.schemas import RunCreate
 from backend.timeutil import utcnow
 from ml.data.labels import LabelRecord
-from ml.regenerate import DatasetInputs, RunParams
+from ml.regenerate import DatasetInputs
+from ml.runparams import RunParams
 
 LOG_LINES = 200
 
@@ -52,18 +52,19 @@ def _check_paths(params: RunParams, settings: Settings) -> None:
 
 def create_run(session: Session, user: User, data: RunCreate, settings: Settings) -> Run:
     dataset = get_dataset(session, data.dataset_id)
-    values: dict[str, Any] = data.params.model_dump()
-    params = RunParams.from_dict({**values, "source": data.source})
-    problems = params.problems()
-    if problems:
-        raise InvalidInputError("; ".join(f"params.{p}" for p in problems))
+    try:
+        params = RunParams(source=data.source, **data.params.model_dump())
+    except ValidationError as exc:  # what the source needs (the options were checked already)
+        raise InvalidInputError(
+            "; ".join(f"params.{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+        ) from exc
     _check_paths(params, settings)
     run = Run(
         dataset_id=dataset.id,
         name=data.name,
         source=data.source,
         executor=data.executor,
-        params={k: v for k, v in params.to_dict().items() if k != "source"},
+        params=params.options(),
         created_by_id=user.id,
         log=f"{utcnow():%Y-%m-%d %H:%M:%S} queued by {user.username}\n",
     )
@@ -107,9 +108,7 @@ def append_log(log: str, lines: Sequence[str]) -> str:
 
 def dataset_inputs(session: Session, dataset_id: int) -> DatasetInputs:
     dataset = get_dataset(session, dataset_id)
-    rows = session.scalars(
-        select(Image).where(Image.dataset_id == dataset.id).order_by(Image.id)
-    ).all()
+    rows = datasets_repo.all_images(session, dataset.id)
     records = tuple(
         LabelRecord(
             external_id=i.external_id,

@@ -21,16 +21,16 @@ from datetime import timedelta
 from types import FrameType
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import Settings
 from backend.errors import AppError
 from backend.piesets.service import import_pie_set
 from backend.runs import repository, service
-from backend.runs.models import MAX_ATTEMPTS, Run, RunStatus
+from backend.runs.models import MAX_ATTEMPTS, RunStatus
 from backend.timeutil import utcnow
-from ml.regenerate import RunCancelled, make_executor, regenerate
+from ml.executors import RunCancelled, make_executor
+from ml.regenerate import regenerate
 
 
 def default_worker_id() -> str:
@@ -38,7 +38,7 @@ def default_worker_id() -> str:
 
 
 class _Context:
-    """ml.regenerate.RunContext for one run: buffers stage, progress and log lines, which the
+    """ml.executors.RunContext for one run: buffers stage, progress and log lines, which the
     heartbeat thread writes; `check` raises once the run is cancelled or no longer ours."""
 
     def __init__(self, worker: Worker, run_id: int):
@@ -78,7 +78,7 @@ class _Context:
             lines, self.pending = self.pending, []
             stage, fraction = self.stage_name, self.fraction
         with self.worker.sessions.begin() as session:
-            run = session.get(Run, self.run_id, populate_existing=True)
+            run = repository.get_fresh(session, self.run_id)
             values: dict[str, Any] = {
                 "heartbeat_at": utcnow(),
                 "stage": stage,
@@ -179,15 +179,14 @@ class Worker:
                 self.say(f"run {stale}: failed (lease expired on its last attempt)")
             run_id = repository.claim_next(session, self.id, now)
             if run_id is not None:
-                attempts = session.get_one(Run, run_id, populate_existing=True).attempts
+                run = repository.get_fresh(session, run_id)
+                attempts = run.attempts if run else "?"
                 self._log(session, run_id, f"claimed by worker {self.id} (attempt {attempts})")
         return run_id
 
     @staticmethod
     def _log(session: Session, run_id: int, line: str) -> None:
-        session.execute(
-            update(Run).where(Run.id == run_id).values(log=_log_plus(session, run_id, [line]))
-        )
+        repository.set_log(session, run_id, _log_plus(session, run_id, [line]))
 
     # -------------------------------------------------------------- one run
 
@@ -317,5 +316,4 @@ class _LostRunError(Exception):
 
 def _log_plus(session: Session, run_id: int, lines: list[str]) -> str:
     """The run's log as it is in the database, with `lines` added."""
-    run = session.get(Run, run_id, populate_existing=True)
-    return service.append_log(run.log if run else "", lines)
+    return service.append_log(repository.current_log(session, run_id), lines)

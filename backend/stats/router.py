@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.auth.deps import CoordinatorUser
 from backend.db import IdPath, SessionDep
-from backend.stats import export, repository, service
+from backend.stats import export, service
 from backend.stats.repository import ResponseRow
 from backend.stats.schemas import StudyStats
 from backend.studies.models import Study
@@ -44,9 +44,7 @@ def export_responses(
     factory: sessionmaker[Session] = request.app.state.read_sessionmaker
 
     def body() -> Iterator[str]:
-        # The request's session is closed once the handler returns; streaming needs its own.
-        with factory() as stream_session:
-            yield from render(study, repository.response_rows(stream_session, study))
+        yield from render(study, service.streamed_response_rows(factory, study))
 
     slug = re.sub(r"[^A-Za-z0-9_-]+", "-", study.name).strip("-")[:60] or "study"
     filename = f"piestudy-{study.id}-{slug}-{format}.{extension}"

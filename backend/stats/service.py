@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from backend.reading.service import QUESTIONS
 from backend.stats import compute, repository
@@ -68,3 +68,11 @@ def study_stats(session: Session, study: Study, *, n_boot: int = BOOTSTRAP_RESAM
             for rid, rs in by_reader.items()
         ],
     )
+
+
+def streamed_response_rows(sessions: sessionmaker[Session], study: Study) -> Iterator[ResponseRow]:
+    """Every response of the study, read as it is sent: a streamed export outlives the request's
+    session, so it reads through a session of its own (a read-only one: it never holds the
+    write lock that answer saves need)."""
+    with sessions() as session:
+        yield from repository.response_rows(session, study)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.orm import Session
@@ -16,6 +16,10 @@ def get(session: Session, study_id: int, *, for_update: bool = False) -> Study |
     if for_update:
         return session.scalars(select(Study).where(Study.id == study_id).with_for_update()).first()
     return session.get(Study, study_id)
+
+
+def get_by_name(session: Session, name: str) -> Study | None:
+    return session.scalars(select(Study).where(Study.name == name).order_by(Study.id)).first()
 
 
 def list_visible(session: Session, user_id: int | None) -> Sequence[Study]:
@@ -79,12 +83,17 @@ def insert_cases(
     return [by_image[i] for i in image_ids]
 
 
-def overlap_cases(session: Session, study_id: int) -> list[tuple[int, int]]:
-    """(case id, image id) of the study's shared overlap cases."""
+class OverlapCase(NamedTuple):
+    case_id: int
+    image_id: int
+
+
+def overlap_cases(session: Session, study_id: int) -> list[OverlapCase]:
+    """The study's shared overlap cases."""
     stmt = select(StudyCase.id, StudyCase.image_id).where(
         StudyCase.study_id == study_id, StudyCase.reader_id.is_(None)
     )
-    return [(c, i) for c, i in session.execute(stmt).all()]
+    return [OverlapCase(c, i) for c, i in session.execute(stmt).all()]
 
 
 def insert_assignments(session: Session, reader_id: int, case_ids_in_order: Sequence[int]) -> None:
@@ -96,10 +105,16 @@ def insert_assignments(session: Session, reader_id: int, case_ids_in_order: Sequ
         session.execute(insert(Assignment), rows)
 
 
-def assignments(
-    session: Session, study: Study, reader_id: int
-) -> list[tuple[int, int, str, bool, bool]]:
-    """(position, image id, external id, is_pie, is_overlap) of one reader, by position."""
+class AssignedCase(NamedTuple):
+    position: int
+    image_id: int
+    external_id: str
+    is_pie: bool
+    is_overlap: bool
+
+
+def assignments(session: Session, study: Study, reader_id: int) -> list[AssignedCase]:
+    """One reader's cases, by position (for the coordinator: they name the images)."""
     stmt = (
         select(
             Assignment.position,
@@ -118,7 +133,7 @@ def assignments(
         .where(Assignment.reader_id == reader_id)
         .order_by(Assignment.position)
     )
-    return [tuple(row) for row in session.execute(stmt).all()]  # type: ignore[misc]
+    return [AssignedCase(p, i, e, pie, ov) for p, i, e, pie, ov in session.execute(stmt).all()]
 
 
 def case_count(session: Session, study_id: int) -> int:
@@ -137,10 +152,16 @@ def reader_count(session: Session, study_id: int) -> int:
     )
 
 
-def reader_progress_rows(
-    session: Session, study_id: int
-) -> list[tuple[int, int, float | None, bool, datetime | None]]:
-    """(reader id, assignment id, active seconds, complete, last save) per assignment."""
+class AssignmentProgress(NamedTuple):
+    reader_id: int
+    assignment_id: int
+    active_seconds: float | None
+    complete: bool
+    last_save: datetime | None
+
+
+def reader_progress_rows(session: Session, study_id: int) -> list[AssignmentProgress]:
+    """How far each assignment of the study's readers has got."""
     from backend.reading.models import Answer, AnswerRevision
 
     last_save = (
@@ -161,4 +182,7 @@ def reader_progress_rows(
         .outerjoin(last_save, last_save.c.assignment_id == Assignment.id)
         .where(Reader.study_id == study_id)
     )
-    return [(r, a, s, bool(c), last) for r, a, s, c, last in session.execute(stmt).all()]
+    return [
+        AssignmentProgress(r, a, s, bool(c), last)
+        for r, a, s, c, last in session.execute(stmt).all()
+    ]

@@ -24,10 +24,6 @@ from backend.studies.schemas import (
 router = APIRouter(prefix="/api/studies", tags=["studies"])
 
 
-def invitation_url(settings: Settings, token: str) -> str:
-    return f"{settings.base_url}/r/{token}"
-
-
 @router.get("", response_model=list[StudyRead])
 def list_studies(session: SessionDep, user: CoordinatorUser) -> list[StudyRead]:
     return [StudyRead.model_validate(s) for s in service.list_studies(session, user)]
@@ -110,7 +106,7 @@ def enroll_readers(
         ReaderInvitation(
             reader=ReaderRead.model_validate(e.reader),
             token=e.token,
-            invitation_url=invitation_url(settings, e.token),
+            invitation_url=service.invitation_url(settings, e.token),
         )
         for e in enrolled
     ]
@@ -122,8 +118,8 @@ def reader_assignments(
 ) -> list[AssignmentRead]:
     study = service.visible_study(session, user, study_id)
     return [
-        AssignmentRead(position=p, image_id=i, external_id=e, is_pie=pie, is_overlap=ov)
-        for p, i, e, pie, ov in service.reader_assignments(session, study, reader_id)
+        AssignmentRead.model_validate(row._asdict())
+        for row in service.reader_assignments(session, study, reader_id)
     ]
 
 
@@ -153,5 +149,5 @@ def reissue_link(
     return ReaderInvitation(
         reader=ReaderRead.model_validate(e.reader),
         token=e.token,
-        invitation_url=invitation_url(request.app.state.settings, e.token),
+        invitation_url=service.invitation_url(request.app.state.settings, e.token),
     )

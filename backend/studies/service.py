@@ -13,12 +13,15 @@ from sqlalchemy.orm import Session
 from backend.auth import repository as auth_repo
 from backend.auth.models import Role, User
 from backend.auth.tokens import hash_token, new_token
+from backend.config import Settings
 from backend.errors import ConflictError, InvalidInputError, NotFoundError
 from backend.piesets import repository as piesets_repo
+from backend.piesets.repository import PoolImage
 from backend.piesets.service import get_pie_set
 from backend.studies import allocation, repository
 from backend.studies.allocation import AllocationError, Design
 from backend.studies.models import Reader, Study, StudyMember, StudyStatus
+from backend.studies.repository import AssignedCase
 from backend.studies.schemas import (
     AllocationPreview,
     DesignFields,
@@ -43,6 +46,11 @@ class Enrolled:
     token: str
 
 
+def invitation_url(settings: Settings, token: str) -> str:
+    """A reader's invitation link (shown once, when the reader is enrolled or given a new link)."""
+    return f"{settings.base_url}/r/{token}"
+
+
 def design_of(study: Study) -> Design:
     return Design(study.cases_per_reader, study.pie_fraction, study.overlap_cases, study.seed)
 
@@ -54,7 +62,7 @@ def _design_from(fields: DesignFields, seed: int) -> Design:
         raise InvalidInputError(str(exc)) from exc
 
 
-def _pool(session: Session, pie_set_id: int) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+def _pool(session: Session, pie_set_id: int) -> tuple[list[PoolImage], list[PoolImage]]:
     return piesets_repo.members_by_group(session, pie_set_id)
 
 
@@ -193,7 +201,7 @@ def _enroll_once(session: Session, study: Study, names: Sequence[str]) -> list[E
         raise ConflictError(f"cannot enroll: {exc}") from exc
     pie_order = allocation.shuffled(pies, study.seed, "pies")
     non_pie_order = allocation.shuffled(non_pies, study.seed, "non-pies")
-    overlap = sorted(repository.overlap_cases(session, study.id), key=lambda c: c[1])
+    overlap = sorted(repository.overlap_cases(session, study.id), key=lambda c: c.image_id)
     enrolled = []
     for offset, name in enumerate(names):
         slot = first_slot + offset
@@ -256,9 +264,7 @@ def list_readers(session: Session, study: Study) -> Sequence[Reader]:
     return repository.readers(session, study.id)
 
 
-def reader_assignments(
-    session: Session, study: Study, reader_id: int
-) -> list[tuple[int, int, str, bool, bool]]:
+def reader_assignments(session: Session, study: Study, reader_id: int) -> list[AssignedCase]:
     if repository.get_reader(session, study.id, reader_id) is None:
         raise NotFoundError(f"reader {reader_id} not found in study {study.id}")
     return repository.assignments(session, study, reader_id)
@@ -275,14 +281,14 @@ def progress(session: Session, study: Study) -> list[ReaderProgress]:
     rows = repository.reader_progress_rows(session, study.id)
     out = []
     for reader in repository.readers(session, study.id):
-        mine = [r for r in rows if r[0] == reader.id]
-        seconds = [s for _, _, s, complete, _ in mine if complete and s is not None]
-        activity = [last for *_, last in mine if last is not None]
+        mine = [r for r in rows if r.reader_id == reader.id]
+        seconds = [r.active_seconds for r in mine if r.complete and r.active_seconds is not None]
+        activity = [r.last_save for r in mine if r.last_save is not None]
         out.append(
             ReaderProgress(
                 reader_id=reader.id,
                 display_name=reader.display_name,
-                done=sum(complete for _, _, _, complete, _ in mine),
+                done=sum(r.complete for r in mine),
                 total=len(mine),
                 last_activity=max(activity) if activity else None,
                 median_seconds_per_case=statistics.median(seconds) if seconds else None,

@@ -26,7 +26,7 @@ from ml.analysis.core import (
     pie_characteristics,
     weight_histogram,
 )
-from ml.fileio import atomic_write_text
+from ml.fileio import atomic_write
 from ml.metrics import average_precision
 from ml.pies import PieSetResult, find_pies, pie_scores
 from ml.store import PredictionStore
@@ -164,7 +164,7 @@ def write_report(a: Analysis, out: Path) -> Path:
         figures.fig5_pies(a.characteristics, fig_dir),
     ]
     data = to_json(a)
-    atomic_write_text(out / "analysis.json", json.dumps(data, indent=1))
+    atomic_write(out / "analysis.json", json.dumps(data, indent=1))
     img = {p.stem: base64.b64encode(p.read_bytes()).decode() for p in pngs}
     o, f, p, c = a.overall, a.forgettability, a.pairs, a.characteristics
     ols = ""
@@ -210,7 +210,7 @@ td:first-child,th:first-child{{text-align:left}}img{{max-width:100%}}section{{ma
 <h1>Pruning analysis · {html.escape(m.dataset)}</h1>
 <p>{len(m.seeds)} seeds &times; {len(m.sparsities)} sparsities &times; {len(m.image_ids)} images &times; {len(m.classes)} classes.
 Every number is also in <code>analysis.json</code> beside this file.</p>{body}</body></html>"""
-    atomic_write_text(out / "report.html", page)
+    atomic_write(out / "report.html", page)
     return out / "report.html"
 
 

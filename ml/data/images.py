@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from ml.data.labels import LabelTable, resolve_image
+from ml.data.pixels import read_gray8
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -29,11 +30,10 @@ def decode_images(
     """uint8 [N, size, size] grayscale, each image resized once."""
     out = torch.empty((len(paths), size, size), dtype=torch.uint8)
     for i, path in enumerate(paths):
-        with Image.open(path) as img:
-            gray = img.convert("L")
-            if gray.size != (size, size):
-                gray = gray.resize((size, size), Image.Resampling.BILINEAR)
-            out[i] = torch.from_numpy(np.asarray(gray, dtype=np.uint8).copy())
+        gray = read_gray8(path)
+        if gray.size != (size, size):
+            gray = gray.resize((size, size), Image.Resampling.BILINEAR)
+        out[i] = torch.from_numpy(np.asarray(gray, dtype=np.uint8).copy())
         if progress:
             progress(1)
     return out

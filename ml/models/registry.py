@@ -7,6 +7,7 @@ state dict); the classifier head is always new, sized to the label set.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -31,29 +32,71 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_model(name: str, num_classes: int, *, pretrained_path: Path | None = None) -> nn.Module:
+def create_model(
+    name: str,
+    num_classes: int,
+    *,
+    pretrained_path: Path | None = None,
+    say: Callable[[str], None] | None = None,
+) -> nn.Module:
+    """A new model; with `pretrained_path`, its backbone from that file (what was skipped goes
+    to `say`)."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(list_models())}")
     if num_classes < 1:
         raise ValueError("num_classes must be at least 1")
     model = _REGISTRY[name](num_classes)
     if pretrained_path is not None:
-        load_backbone(model, pretrained_path)
+        loaded = load_backbone(model, pretrained_path)
+        if say is not None:
+            say(loaded.describe())
     return model
 
 
-def load_backbone(model: nn.Module, path: Path) -> None:
-    """Load a local state dict, keeping the new classifier head (its shape differs)."""
+@dataclass(frozen=True)
+class BackboneLoad:
+    """What load_backbone took from a file, and what it left and why."""
+
+    path: Path
+    loaded: tuple[str, ...]
+    skipped: dict[str, str]  # the file's tensors that were not loaded: why
+    missing: tuple[str, ...]  # the model's tensors the file had nothing for (left as made)
+
+    def describe(self) -> str:
+        text = f"{self.path.name}: loaded {len(self.loaded)} tensors"
+        if self.skipped:
+            shown = "; ".join(f"{k} ({why})" for k, why in list(self.skipped.items())[:8])
+            more = f" and {len(self.skipped) - 8} more" if len(self.skipped) > 8 else ""
+            text += f", skipped {len(self.skipped)}: {shown}{more}"
+        if self.missing:
+            text += f"; {len(self.missing)} of the model's tensors are new: {', '.join(self.missing[:8])}"
+        return text
+
+
+def load_backbone(model: nn.Module, path: Path) -> BackboneLoad:
+    """Load a local state dict, keeping the new classifier head (its shape differs). Returns
+    what was loaded and what was skipped, so that a file of another architecture, or with
+    renamed keys, is seen at once instead of training from scratch without a word."""
     if not path.is_file():
         raise FileNotFoundError(f"pretrained weights not found: {path}")
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     own = model.state_dict()
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    usable: dict[str, torch.Tensor] = {}
+    skipped: dict[str, str] = {}
+    for key, value in state.items():
+        if key not in own:
+            skipped[key] = "not in this model"
+        elif own[key].shape != value.shape:
+            skipped[key] = f"shape {tuple(value.shape)}, the model's is {tuple(own[key].shape)}"
+        else:
+            usable[key] = value
     if not usable:
         raise ValueError(f"{path} holds no weights that fit this model")
     model.load_state_dict(usable, strict=False)
+    missing = tuple(k for k in own if k not in usable)
+    return BackboneLoad(path, tuple(usable), skipped, missing)
 
 
 def _resnet_head(model: nn.Module, num_classes: int) -> nn.Module:

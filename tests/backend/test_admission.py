@@ -15,11 +15,13 @@ flight, two tabs) are serialized by the lock on the case's assignment, so each s
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import anyio.to_thread
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -27,6 +29,9 @@ from sqlalchemy.orm import Session
 from backend.reading.models import Answer, AnswerRevision
 from backend.studies.models import Assignment
 from tests.backend.conftest import StudySetup
+
+# behaviour that depends on the database: run on SQLite and again on PostgreSQL
+pytestmark = pytest.mark.database
 
 READERS = 24
 THREADS = 4
@@ -113,4 +118,7 @@ def _run(app: FastAPI, main: Callable[[httpx.ASGITransport], Awaitable[T]]) -> T
         anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
         return await main(httpx.ASGITransport(app=app, raise_app_exceptions=False))
 
-    return asyncio.run(limited())
+    # In a thread of its own: a browser test run earlier by the same test worker leaves
+    # Playwright's event loop running in this one.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, limited()).result()

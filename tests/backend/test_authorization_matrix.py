@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
@@ -20,6 +21,9 @@ from backend.auth.models import Role
 from tests.backend.conftest import StudySetup
 from tests.conftest import Users
 from tests.factories import make_dataset, make_pie_set
+
+# behaviour that depends on the database: run on SQLite and again on PostgreSQL
+pytestmark = pytest.mark.database
 
 ANON, READER_A, READER_B, OTHER, RESEARCHER, OWNER = (
     "anonymous", "reader A", "reader B", "coordinator of another study", "researcher", "coordinator",
@@ -33,6 +37,7 @@ ACCOUNTS = {OTHER, RESEARCHER, OWNER}
 # (method, path pattern) -> who gets through. The first match wins.
 RULES: list[tuple[str, str, set[str]]] = [
     ("GET", r"/api/health", EVERYONE),
+    ("GET", r"/", EVERYONE),  # the front door: home, or the sign-in page
     ("POST", r"/api/auth/login", EVERYONE),
     ("POST", r"/api/auth/logout", ACCOUNTS),
     ("GET", r"/api/auth/me", ACCOUNTS),
@@ -97,8 +102,8 @@ def allowed(method: str, path: str) -> set[str]:
 
 
 def denied(path: str, status: int, location: str) -> bool:
-    if path == "/logout":
-        return status != 303  # signs out whoever asks, then the sign-in page
+    if path in ("/logout", "/"):
+        return status != 303  # signs out whoever asks / sends each visitor on, always a redirect
     if status in (401, 403):
         return True
     if status == 303 and location.endswith("/login"):

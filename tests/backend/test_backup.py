@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -14,6 +15,9 @@ from backend.cli import app as cli
 from backend.config import Settings
 from backend.reading.models import Answer, AnswerRevision
 from tests.backend.conftest import StudySetup
+
+# behaviour that depends on the database: run on SQLite and again on PostgreSQL
+pytestmark = pytest.mark.database
 
 
 def answers(session: Session) -> list[tuple[object, ...]]:

@@ -1,6 +1,11 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -91,3 +96,38 @@ def test_database_slots_are_shared_out_among_server_processes(tmp_path: Path) ->
     assert request_slots(pg, 10) == 10 and request_slots(pg, 50) == 10  # never above the pool
     sqlite.dispose()
     pg.dispose()
+
+
+def test_the_default_settings_serve_one_process_on_their_sqlite_file(tmp_path: Path) -> None:
+    """No database URL set: the SQLite file under var/, and `piestudy serve` one process (several
+    would only queue behind its one write lock)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIESTUDY_")}
+    defaults = Settings(_env_file=None, var_dir=tmp_path)
+    assert defaults.database_url == "" and defaults.resolved_database_url.startswith("sqlite")
+    assert defaults.server_workers == 1
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = Path(__file__).resolve().parents[2]
+    env.update({"PIESTUDY_VAR_DIR": str(tmp_path / "var"), "PYTHONPATH": str(root)})
+    server = subprocess.Popen(
+        [sys.executable, "-m", "backend.cli", "serve", "--port", str(port)],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health") as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                assert server.poll() is None, "the server exited"
+                assert time.monotonic() < deadline, "the server did not answer within 60 s"
+                time.sleep(0.2)
+        children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+        assert children == [], f"server processes besides the first: {children}"
+        assert (tmp_path / "var" / "piestudy.db").is_file()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

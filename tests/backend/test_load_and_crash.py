@@ -10,6 +10,9 @@ import pytest
 from benchmarks.load import run_load
 from tests.dbutil import need, pg_admin_url, postgres_available, selected_backend
 
+# behaviour that depends on the database: run on SQLite and again on PostgreSQL
+pytestmark = pytest.mark.database
+
 
 def backend() -> str:
     kind = selected_backend()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
@@ -11,6 +12,9 @@ from sqlalchemy import inspect
 from backend import migrate
 from backend.db import Base, make_engine
 from tests.dbutil import fresh_database, selected_backend
+
+# behaviour that depends on the database: run on SQLite and again on PostgreSQL
+pytestmark = pytest.mark.database
 
 
 def _diff(url: str) -> list[object]:

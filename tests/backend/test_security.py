@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
@@ -17,6 +18,9 @@ from backend.timeutil import utcnow
 from tests.backend.conftest import StudySetup
 from tests.conftest import Users
 from tests.factories import PASSWORD
+
+# behaviour that depends on the database: run on SQLite and again on PostgreSQL
+pytestmark = pytest.mark.database
 
 EVIL = {"origin": "https://evil.example.com"}
 

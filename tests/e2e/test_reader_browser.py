@@ -52,6 +52,7 @@ def answer_with_keys(page: Any, keys: str = "y3e") -> None:
     page.wait_for_selector("#save-state[data-state=saved]")
 
 
+@pytest.mark.slow
 def test_reader_answers_all_forty_cases_with_the_keyboard(
     page: Any, invitation: str, session: Session
 ) -> None:

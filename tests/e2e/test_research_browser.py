@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -38,6 +39,7 @@ def test_researcher_browses_pie_sets(
     screenshot(page, "research-pieset")
 
 
+@pytest.mark.slow
 def test_researcher_starts_a_run_and_follows_it_to_its_pie_set(
     page: Any, live_server: LiveServer, session: Session, tmp_path: Path, engine: Engine
 ) -> None:

@@ -161,6 +161,7 @@ def test_finds_rare_first_forgetting_and_not_in_the_control(tmp_path: Path) -> N
     )
 
 
+@pytest.mark.slow
 def test_report_files_and_cli(tmp_path: Path) -> None:
     store = synthetic_store(tmp_path / "store", seeds=4, images=1500, classes=10)
     (tmp_path / "counts.json").write_text(

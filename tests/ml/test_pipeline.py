@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from backend.cli import app as cli
 from backend.config import Settings
 from ml.config import TrainConfig
-from ml.data.images import load_split
+from ml.data.images import SplitData
 from ml.data.labels import NIH_CXR_LT_CLASSES, patient_leakage, read_labels, require_ok
 from ml.data.synth import PAIRS, generate, plan, write_dataset
 from ml.pies import find_pies, pie_scores
@@ -55,21 +55,13 @@ def test_synthetic_images_are_deterministic(tmp_path: Path) -> None:
     assert all(sum(r.labels) >= 1 for r in table.records)  # No Finding or findings
 
 
-@pytest.fixture(scope="module")
-def synth_splits(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("synth")
-    write_dataset(root, 1200, seed=0, size=64)
-    table = require_ok(read_labels("nih-cxr-lt", sorted(root.glob("*_labels_*.csv"))))
-    return {s: load_split(table, root / "images", s, 64) for s in ("train", "val", "test")}
-
-
-def test_small_cnn_learns_the_synthetic_findings(synth_splits, tmp_path: Path) -> None:
-    config = TrainConfig(
-        model="smallcnn", image_size=64, max_epochs=6, patience=3, lr=1e-3, device="cpu"
-    )
-    train_population(config, [0], synth_splits["train"], synth_splits["val"], tmp_path / "run")
+@pytest.mark.slow
+def test_small_cnn_learns_the_synthetic_findings(
+    synth_splits, synth_population: Path, tmp_path: Path
+) -> None:
+    # trained once for the test run (tests/ml/conftest.py): seed 0, 6 epochs, lr 1e-3
     store = predict_population(
-        tmp_path / "run",
+        synth_population,
         [0],
         synth_splits["test"],
         tmp_path / "store",
@@ -83,11 +75,18 @@ def test_small_cnn_learns_the_synthetic_findings(synth_splits, tmp_path: Path) -
         assert average_precision_score(y[:, c], p[:, c]) > chance + (1 - chance) / 2, name
 
 
+def head(split: SplitData, n: int) -> SplitData:
+    return SplitData(split.image_ids[:n], split.images[:n], split.labels[:n], split.classes)
+
+
+@pytest.mark.slow
 def test_training_is_deterministic_and_resumable(synth_splits, tmp_path: Path) -> None:
     config = TrainConfig(
         model="smallcnn", image_size=64, max_epochs=2, patience=2, lr=1e-3, device="cpu"
     )
-    small = {k: v for k, v in synth_splits.items()}
+    # a part of each split: determinism and resumption do not depend on how many images
+    sizes = {"train": 320, "val": 96, "test": 96}
+    small = {k: head(v, sizes[k]) for k, v in synth_splits.items()}
     first = train_population(config, [4, 5], small["train"], small["val"], tmp_path / "a")
     second = train_population(config, [4, 5], small["train"], small["val"], tmp_path / "b")
     assert not any(r.skipped for r in first + second)
@@ -112,6 +111,7 @@ def test_training_is_deterministic_and_resumable(synth_splits, tmp_path: Path) -
     )
 
 
+@pytest.mark.slow
 def test_nih_mini_end_to_end(shared_data: Path, tmp_path: Path, env_settings: Settings) -> None:
     """Real NIH images (64x64): train 3 seeds on CPU, prune at 20 sparsities, store, PIEs, import."""
     mini = shared_data / "nih-cxr14-mini"
@@ -187,15 +187,16 @@ def test_nih_mini_end_to_end(shared_data: Path, tmp_path: Path, env_settings: Se
     assert kept[0].read_bytes() == (tmp_path / "report" / "report.html").read_bytes()
 
 
-def test_store_carries_a_per_layer_pruning_report(synth_splits, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_store_carries_a_per_layer_pruning_report(
+    synth_splits, synth_population: Path, tmp_path: Path
+) -> None:
     import json
 
     from ml.predict import PRUNING_REPORT, PruningConfig
 
-    config = TrainConfig(model="smallcnn", image_size=64, max_epochs=1, patience=1, device="cpu")
-    train_population(config, [0], synth_splits["train"], synth_splits["val"], tmp_path / "run")
     predict_population(
-        tmp_path / "run", [0], synth_splits["test"], tmp_path / "store", dataset="s", device="cpu",
+        synth_population, [0], synth_splits["test"], tmp_path / "store", dataset="s", device="cpu",
         pruning=PruningConfig(min_keep=0.0005),
     )  # fmt: skip
     report = json.loads((tmp_path / "store" / PRUNING_REPORT).read_text())

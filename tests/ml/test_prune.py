@@ -44,6 +44,7 @@ def test_sparsity_grid() -> None:
     assert SPARSITIES[13] == 0.65
 
 
+@pytest.mark.slow
 def test_equals_torch_global_l1_at_every_sparsity(resnet: nn.Module) -> None:
     ranking = rank_weights(resnet)
     weights = dict(prunable_weights(resnet))

@@ -10,7 +10,9 @@ import pytest
 
 from ml.data.labels import read_labels, require_ok
 from ml.data.synth import write_dataset
-from ml.regenerate import DatasetInputs, RayExecutor, RunParams, regenerate
+from ml.executors import RayExecutor
+from ml.regenerate import DatasetInputs, regenerate
+from ml.runparams import RunParams
 from ml.store import PredictionStore
 from tests.dbutil import need
 

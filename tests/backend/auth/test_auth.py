@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
@@ -11,6 +12,9 @@ from backend.cli import app as cli
 from backend.config import Settings
 from tests.conftest import Users
 from tests.factories import PASSWORD
+
+# behaviour that depends on the database: run on SQLite and again on PostgreSQL
+pytestmark = pytest.mark.database
 
 
 def test_login_and_me(client: TestClient, users: Users) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -12,6 +13,9 @@ from backend.cli import app as cli
 from backend.config import Settings
 from backend.datasets.models import Dataset, Image
 from tests.factories import plain_dataset_files
+
+# behaviour that depends on the database: run on SQLite and again on PostgreSQL
+pytestmark = pytest.mark.database
 
 
 def counts(session: Session) -> tuple[int, int]:

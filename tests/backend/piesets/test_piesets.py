@@ -17,6 +17,9 @@ from backend.piesets.service import FrozenPieSetError, import_pie_set
 from ml.pieset_file import parse_pieset_csv
 from tests.factories import make_dataset, pieset_csv
 
+# behaviour that depends on the database: run on SQLite and again on PostgreSQL
+pytestmark = pytest.mark.database
+
 
 @pytest.fixture
 def dataset_id(session: Session, tmp_path: Path) -> int:

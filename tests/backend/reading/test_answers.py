@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -9,6 +10,9 @@ from sqlalchemy.orm import Session
 
 from backend.reading.models import Answer, AnswerRevision
 from tests.backend.conftest import StudySetup
+
+# behaviour that depends on the database: run on SQLite and again on PostgreSQL
+pytestmark = pytest.mark.database
 
 
 def post(c: TestClient, position: int, **body: object):

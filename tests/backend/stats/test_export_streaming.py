@@ -7,6 +7,7 @@ import gc
 import tracemalloc
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -20,6 +21,9 @@ from backend.studies.models import Assignment, Reader, Study
 from backend.studies.schemas import StudyCreate
 from backend.timeutil import utcnow
 from tests.factories import make_pie_set, make_user
+
+# behaviour that depends on the database: run on SQLite and again on PostgreSQL
+pytestmark = pytest.mark.database
 
 
 def big_dataset(session: Session, root: Path, n: int) -> int:

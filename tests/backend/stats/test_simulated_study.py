@@ -18,6 +18,9 @@ from scipy.stats import kruskal
 
 from tests.backend.conftest import StudySetup
 
+# behaviour that depends on the database: run on SQLite and again on PostgreSQL
+pytestmark = pytest.mark.database
+
 QUESTIONS = ("agree", "quality", "difficulty")
 
 
@@ -60,6 +63,7 @@ def run_reader(
     return given
 
 
+@pytest.mark.slow
 def test_six_readers_forty_cases(
     app: FastAPI, client: TestClient, make_study: Callable[..., StudySetup]
 ) -> None:

@@ -20,6 +20,9 @@ from backend.studies.schemas import StudyCreate
 from tests.backend.studies.helpers import check_invariants, reader_lists
 from tests.factories import make_dataset, make_pie_set, make_user
 
+# behaviour that depends on the database: run on SQLite and again on PostgreSQL
+pytestmark = pytest.mark.database
+
 designs = st.builds(
     Design,
     cases_per_reader=st.integers(1, 30),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -15,6 +16,9 @@ from backend.studies import service
 from backend.studies.schemas import StudyCreate
 from tests.backend.studies.helpers import check_invariants, reader_lists
 from tests.factories import make_dataset, make_pie_set, make_user
+
+# behaviour that depends on the database: run on SQLite and again on PostgreSQL
+pytestmark = pytest.mark.database
 
 
 def test_twenty_parallel_enrollments(engine: Engine, session: Session, tmp_path: Path) -> None:

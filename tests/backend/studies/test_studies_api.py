@@ -17,6 +17,9 @@ from tests.backend.studies.helpers import check_invariants, reader_lists
 from tests.conftest import Users
 from tests.factories import make_dataset, make_pie_set
 
+# behaviour that depends on the database: run on SQLite and again on PostgreSQL
+pytestmark = pytest.mark.database
+
 
 @pytest.fixture
 def pie_set_id(session: Session, tmp_path: Path) -> int:
