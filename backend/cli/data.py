@@ -173,6 +173,9 @@ def study_enroll(
     study: Annotated[int, typer.Option(help="study id")],
     reader: Annotated[list[str], typer.Option(help="reader display name; repeat for several")],
     as_user: Annotated[str, typer.Option("--as", help="coordinator username")],
+    allow_duplicate_names: Annotated[
+        bool, typer.Option(help="enroll a name that is already in the study")
+    ] = False,
 ) -> None:
     """Enroll readers and print their invitation links (shown once)."""
     from backend.studies import service as studies_service
@@ -180,6 +183,8 @@ def study_enroll(
 
     with session_scope() as session:
         user = find_user(session, as_user)
-        enrolled = studies_service.enroll_readers(session, study, user, reader)
+        enrolled = studies_service.enroll_readers(
+            session, study, user, reader, allow_duplicate_names=allow_duplicate_names
+        )
         for e in enrolled:
             console.print(f"{e.reader.display_name}: {invitation_url(get_settings(), e.token)}")

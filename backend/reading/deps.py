@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
@@ -10,6 +11,7 @@ from backend.config import Settings
 from backend.db import SessionDep
 from backend.errors import UnauthorizedError
 from backend.reading import service
+from backend.reading.schemas import READER_KEY_HEADER
 from backend.studies.models import Reader
 from backend.templating import PageError
 
@@ -33,18 +35,40 @@ def signed_in_reader(request: Request, session: SessionDep) -> Reader | None:
 
 
 def current_reader(request: Request, session: SessionDep) -> Reader:
+    """The reader of this request's session. A browser holds one reader session, whoever's
+    link was opened last there; a reading page says whose it is with the x-reader-key header,
+    and a page of another reader (a tab left open on a shared workstation) is refused, so that
+    its answers wait in that browser for their own reader instead of going to this one."""
     if not request.cookies.get(READER_COOKIE):
         raise UnauthorizedError("open your invitation link to start reading")
-    reader = signed_in_reader(request, session)
+    reader = service.session_reader(session, request.cookies[READER_COOKIE])
     if reader is None:
-        raise UnauthorizedError("this reading session has ended; open your invitation link again")
+        raise UnauthorizedError(
+            "this reading session has ended; open your invitation link again",
+            detail={"reason": "signed_out"},
+        )
+    if reader.revoked_at is not None:
+        raise UnauthorizedError(service.WITHDRAWN, detail={"reason": "withdrawn"})
+    claimed = request.headers.get(READER_KEY_HEADER)
+    if claimed is not None and not hmac.compare_digest(claimed, reader.client_key):
+        raise UnauthorizedError(
+            "this browser is now signed in as another reader; open your own invitation link"
+            " again to go on (your answers are kept in this browser until then)",
+            detail={"reason": "other_reader"},
+        )
     return reader
 
 
 def current_reader_page(request: Request, session: SessionDep) -> Reader:
     """The page guard of the reader's pages: without a reading session, a page that says how
     to get one."""
-    reader = signed_in_reader(request, session)
+    token = request.cookies.get(READER_COOKIE)
+    reader = service.session_reader(session, token) if token else None
+    if reader is not None and reader.revoked_at is not None:
+        raise PageError(
+            service.WITHDRAWN[0].upper() + service.WITHDRAWN[1:] + ".",
+            status_code=401, title="This link was withdrawn",
+        )  # fmt: skip
     if reader is None:
         raise PageError(
             "Open the invitation link you were sent to start or resume reading.",

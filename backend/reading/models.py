@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String
+from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String, Text
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.db import Base, UTCDateTime
@@ -57,6 +58,9 @@ class Answer(Base):
     quality_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     difficulty_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     active_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    # the reader's own notes on the case: never required, never an answer
+    flagged: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    comment: Mapped[str | None] = mapped_column(Text)
     revision_count: Mapped[int] = mapped_column(default=0)
     first_answered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -77,6 +81,8 @@ class AnswerRevision(Base):
     agree: Mapped[bool | None]
     quality: Mapped[int | None]
     difficulty: Mapped[int | None]
+    flagged: Mapped[bool | None]
+    comment: Mapped[str | None] = mapped_column(Text)
     active_seconds: Mapped[float] = mapped_column(Float)
     client_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -23,7 +23,9 @@ def invitation(token: InvitationToken, request: Request, session: SessionDep) ->
     try:
         _reader, session_token = service.start_session(session, token)
     except service.InvitationError as exc:
-        raise PageError(exc.message, title="This link is not valid") from exc
+        withdrawn = isinstance(exc.detail, dict) and exc.detail.get("reason") == "withdrawn"
+        title = "This link was withdrawn" if withdrawn else "This link is not valid"
+        raise PageError(exc.message[0].upper() + exc.message[1:] + ".", title=title) from exc
     # Redirect so that the token leaves the address bar and the browser history.
     response = RedirectResponse("/read", status_code=303)
     set_reader_cookie(response, request.app.state.settings, session_token)
@@ -42,7 +44,8 @@ def case_page(
     position: PagePosition, request: Request, session: SessionDep, reader: ReaderPage
 ) -> Response:
     me = service.me(session, reader)
-    if position > me.progress.total:
+    if position > me.progress.total or not me.accepting_answers:
+        # the welcome page says why a draft or closed study cannot be read
         return RedirectResponse("/read", status_code=303)
     context = {"me": me, "position": position, "questions": service.QUESTIONS}
     return templates.TemplateResponse(request, "reader/case.html", context)
@@ -51,4 +54,10 @@ def case_page(
 @router.get("/read/done", response_class=HTMLResponse)
 def done_page(request: Request, session: SessionDep, reader: ReaderPage) -> Response:
     me = service.me(session, reader)
-    return templates.TemplateResponse(request, "reader/done.html", {"me": me})
+    cases = service.list_cases(session, reader).cases
+    context = {
+        "me": me,
+        "flagged": [c.position for c in cases if c.flagged],
+        "unfinished": [c.position for c in cases if not c.complete],
+    }
+    return templates.TemplateResponse(request, "reader/done.html", context)

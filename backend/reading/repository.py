@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session, contains_eager
 
 from backend.datasets.models import Dataset, Image
@@ -44,21 +44,25 @@ def end_session(session: Session, token_hash: str) -> None:
 @dataclass(frozen=True)
 class CaseState:
     position: int
-    started: bool
+    started: bool  # at least one question answered (a flag or a comment alone is no answer)
     complete: bool
+    flagged: bool
 
 
 def case_states(session: Session, reader_id: int) -> list[CaseState]:
     """Where a reader stands on each of their cases, by position (columns only: no ORM rows)."""
+    answered = or_(
+        Answer.agree.is_not(None), Answer.quality.is_not(None), Answer.difficulty.is_not(None)
+    )
     stmt = (
-        select(Assignment.position, Answer.id, Answer.completed_at)
+        select(Assignment.position, answered, Answer.completed_at, Answer.flagged)
         .outerjoin(Answer, Answer.assignment_id == Assignment.id)
         .where(Assignment.reader_id == reader_id)
         .order_by(Assignment.position)
     )
     return [
-        CaseState(position, answer_id is not None, completed_at is not None)
-        for position, answer_id, completed_at in session.execute(stmt)
+        CaseState(position, bool(started), completed_at is not None, bool(flagged))
+        for position, started, completed_at, flagged in session.execute(stmt)
     ]
 
 
@@ -103,6 +107,16 @@ def revision_by_client_id(session: Session, client_answer_id: str) -> AnswerRevi
     return session.scalars(
         select(AnswerRevision).where(AnswerRevision.client_answer_id == client_answer_id)
     ).first()
+
+
+def revisions_of(session: Session, assignment_id: int) -> list[AnswerRevision]:
+    return list(
+        session.scalars(
+            select(AnswerRevision)
+            .where(AnswerRevision.assignment_id == assignment_id)
+            .order_by(AnswerRevision.id)
+        )
+    )
 
 
 def record_view(session: Session, assignment_id: int, now: datetime) -> None:

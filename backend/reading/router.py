@@ -62,8 +62,15 @@ def list_cases(session: SessionDep, reader: CurrentReader) -> CaseList:
 
 
 @router.get("/cases/{position}", response_model=ReaderCase)
-def get_case(position: Position, session: SessionDep, reader: CurrentReader) -> ReaderCase:
-    return service.get_case(session, reader, position)
+def get_case(
+    position: Position,
+    session: SessionDep,
+    reader: CurrentReader,
+    prefetch: Annotated[
+        bool, Query(description="fetched ahead for offline reading: not counted as a view")
+    ] = False,
+) -> ReaderCase:
+    return service.get_case(session, reader, position, record_view=not prefetch)
 
 
 @router.get("/cases/{position}/image", response_class=FileResponse)

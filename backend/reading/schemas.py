@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 FORBIDDEN_FIELD = re.compile(
     r"pie|score|rank|group|is_|image_id|external|case_id|assignment|file|path|dataset|slot|seed|token",
@@ -20,6 +20,12 @@ FORBIDDEN_FIELD = re.compile(
 # A reader's cases are numbered 1..n; no study has more cases per reader than this.
 MAX_POSITION = 100_000
 INVITATION_TOKEN_MAX = 200
+COMMENT_MAX = 2000
+# The header each reader request carries: the reader the page belongs to (ReaderMe.reader_key).
+READER_KEY_HEADER = "x-reader-key"
+# A 1-5 scale answer: a JSON integer only (no strings, floats or booleans coerced into one).
+Scale = Annotated[int, Field(strict=True, ge=1, le=5)]
+ANSWER_FIELDS = ("agree", "quality", "difficulty")
 
 
 class ReaderSchema(BaseModel):
@@ -42,6 +48,7 @@ class Progress(ReaderSchema):
 
 
 class ReaderMe(ReaderSchema):
+    reader_key: str  # opaque; keys this reader's answers and cache in the browser
     display_name: str
     study_name: str
     study_status: str
@@ -63,6 +70,8 @@ class AnswerState(ReaderSchema):
     agree: bool | None
     quality: int | None
     difficulty: int | None
+    flagged: bool
+    comment: str | None
     active_seconds: float
     complete: bool
     updated_at: datetime | None
@@ -72,6 +81,7 @@ class CaseSummary(ReaderSchema):
     position: int
     complete: bool
     started: bool
+    flagged: bool
 
 
 class CaseList(ReaderSchema):
@@ -90,16 +100,24 @@ class ReaderCase(ReaderSchema):
 
 
 class AnswerIn(ReaderSchema):
-    """One save. Fields left out (or null) are not given in this save: partial answers are fine."""
+    """One save. Fields left out (or null) are not given in this save: partial answers are fine,
+    but a save must give at least one answer, the flag or the comment. Types are strict: agree
+    is a JSON boolean, the scales JSON integers 1-5; nothing is coerced."""
 
     answer_id: str = Field(
         min_length=8, max_length=64, description="chosen by the client; a retry sends the same id"
     )
-    agree: bool | None = None
-    quality: int | None = Field(default=None, ge=1, le=5)
-    difficulty: int | None = Field(default=None, ge=1, le=5)
+    agree: StrictBool | None = None
+    quality: Scale | None = None
+    difficulty: Scale | None = None
+    flagged: StrictBool | None = Field(default=None, description="flag the case for review")
+    comment: str | None = Field(
+        default=None, max_length=COMMENT_MAX, description="free text; an empty string clears it"
+    )
     active_seconds: float = Field(default=0.0, ge=0.0, le=7 * 24 * 3600, allow_inf_nan=False)
-    client_sent_at: datetime | None = None
+    client_sent_at: datetime | None = Field(
+        default=None, description="when the reader gave this answer (the client's clock)"
+    )
 
     @field_validator("answer_id")
     @classmethod
@@ -108,6 +126,14 @@ class AnswerIn(ReaderSchema):
             raise ValueError("use letters, digits, '-' and '_' (a UUID is ideal)")
         return value
 
+    @model_validator(mode="after")
+    def _gives_something(self) -> AnswerIn:
+        if all(getattr(self, k) is None for k in (*ANSWER_FIELDS, "flagged", "comment")):
+            raise ValueError(
+                "this save answers nothing: give agree, quality, difficulty, flagged or comment"
+            )
+        return self
+
 
 class AnswerSaved(ReaderSchema):
     position: int
@@ -115,6 +141,9 @@ class AnswerSaved(ReaderSchema):
     progress: Progress
     next_position: int | None
     replayed: bool  # True when this answer_id had already been saved (a retry)
+    # Fields of this save not applied because a newer value was given meanwhile (another tab or
+    # device): `answer` holds the newer one.
+    superseded: list[str] = []
 
 
 class SessionRequest(ReaderSchema):

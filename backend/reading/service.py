@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import event
@@ -15,6 +16,7 @@ from backend.errors import AppError, ConflictError, NotFoundError
 from backend.reading import repository
 from backend.reading.models import Answer, AnswerRevision, ReaderSession
 from backend.reading.schemas import (
+    ANSWER_FIELDS,
     AnswerIn,
     AnswerSaved,
     AnswerState,
@@ -62,21 +64,32 @@ def _answer_history_is_append_only(session: Session, _ctx: object, _instances: o
             raise ConflictError("answer history is append-only")
 
 
+NOT_VALID = "this invitation link is not valid; ask the study coordinator for a new one"
+WITHDRAWN = (
+    "this invitation link was withdrawn by the study coordinator; ask them if you should go on"
+    " reading (answers you gave before are kept)"
+)
+
+
 def start_session(session: Session, invitation_token: str) -> tuple[Reader, str]:
     """Exchange an invitation token for a reader session token."""
     reader = repository.reader_by_invitation(session, hash_token(invitation_token))
-    if reader is None or reader.revoked_at is not None:
-        # The same words for unknown and revoked links: the page reveals nothing.
-        raise InvitationError(
-            "this invitation link is not valid; ask the study coordinator for a new one"
-        )
+    if reader is None:
+        raise InvitationError(NOT_VALID)
+    if reader.revoked_at is not None:
+        raise InvitationError(WITHDRAWN, detail={"reason": "withdrawn"})
     token = new_token()
     repository.add(session, ReaderSession(token_hash=hash_token(token), reader_id=reader.id))
     return reader, token
 
 
+def session_reader(session: Session, token: str) -> Reader | None:
+    """The reader of a session token, withdrawn or not (None for an unknown or ended session)."""
+    return repository.reader_by_session(session, hash_token(token))
+
+
 def reader_for_session(session: Session, token: str) -> Reader | None:
-    reader = repository.reader_by_session(session, hash_token(token))
+    reader = session_reader(session, token)
     return reader if reader is not None and reader.revoked_at is None else None
 
 
@@ -91,6 +104,8 @@ def _state(answer: Answer | None) -> AnswerState | None:
         agree=answer.agree,
         quality=answer.quality,
         difficulty=answer.difficulty,
+        flagged=answer.flagged,
+        comment=answer.comment,
         active_seconds=answer.active_seconds,
         complete=answer.completed_at is not None,
         updated_at=answer.updated_at,
@@ -116,6 +131,7 @@ def me(session: Session, reader: Reader) -> ReaderMe:
     study = reader.study
     o = _overview(session, reader)
     return ReaderMe(
+        reader_key=reader.client_key,
         display_name=reader.display_name,
         study_name=study.name,
         study_status=study.status.value,
@@ -130,7 +146,8 @@ def me(session: Session, reader: Reader) -> ReaderMe:
 def list_cases(session: Session, reader: Reader) -> CaseList:
     states = repository.case_states(session, reader.id)
     cases = [
-        CaseSummary(position=c.position, complete=c.complete, started=c.started) for c in states
+        CaseSummary(position=c.position, complete=c.complete, started=c.started, flagged=c.flagged)
+        for c in states
     ]
     return CaseList(
         progress=Progress(answered=sum(c.complete for c in cases), total=len(cases)), cases=cases
@@ -146,11 +163,14 @@ def _assignment(
     return assignment
 
 
-def get_case(session: Session, reader: Reader, position: int) -> ReaderCase:
+def get_case(
+    session: Session, reader: Reader, position: int, *, record_view: bool = True
+) -> ReaderCase:
     assignment = _assignment(session, reader, position)
     image, dataset = repository.case_image(session, assignment.id)
     total = repository.case_count(session, reader.id)
-    repository.record_view(session, assignment.id, utcnow())
+    if record_view:
+        repository.record_view(session, assignment.id, utcnow())
     return ReaderCase(
         position=position,
         total=total,
@@ -171,22 +191,50 @@ def case_image_path(session: Session, reader: Reader, position: int) -> Path:
     return path
 
 
+NOTE_FIELDS = ("flagged", "comment")
+
+
 def _same_payload(rev: AnswerRevision, data: AnswerIn, assignment_id: int) -> bool:
     return (
         rev.assignment_id == assignment_id
-        and rev.agree == data.agree
-        and rev.quality == data.quality
-        and rev.difficulty == data.difficulty
+        and all(getattr(rev, k) == getattr(data, k) for k in (*ANSWER_FIELDS, *NOTE_FIELDS))
         and abs(rev.active_seconds - data.active_seconds) < 1e-6
     )
 
 
-def _apply(session: Session, study: Study, assignment_id: int, data: AnswerIn) -> Answer:
+def _given_at(sent_at: datetime | None, received_at: datetime) -> datetime:
+    """When an answer was given: the reader's clock, but never later than its arrival (a clock
+    running ahead cannot make an answer newer than it is)."""
+    return received_at if sent_at is None else min(sent_at, received_at)
+
+
+def _superseded(session: Session, assignment_id: int, data: AnswerIn, now: datetime) -> set[str]:
+    """The fields of this save for which a newer value was already given (another tab or
+    device, or an answer that waited offline): those are kept, this one is not applied."""
+    given_at = _given_at(data.client_sent_at, now)
+    latest: dict[str, datetime] = {}
+    for rev in repository.revisions_of(session, assignment_id):
+        at = _given_at(rev.client_sent_at, rev.received_at)
+        for k in (*ANSWER_FIELDS, *NOTE_FIELDS):
+            if getattr(rev, k) is not None and (k not in latest or at > latest[k]):
+                latest[k] = at
+    return {
+        k
+        for k in (*ANSWER_FIELDS, *NOTE_FIELDS)
+        if getattr(data, k) is not None and k in latest and latest[k] > given_at
+    }
+
+
+def _apply(
+    session: Session, study: Study, assignment_id: int, data: AnswerIn
+) -> tuple[Answer, set[str]]:
     answer = repository.answer_for(session, assignment_id)
+    now = utcnow()
+    stale = _superseded(session, assignment_id, data, now)
     given = {
         k: getattr(data, k)
-        for k in ("agree", "quality", "difficulty")
-        if getattr(data, k) is not None
+        for k in ANSWER_FIELDS
+        if getattr(data, k) is not None and k not in stale
     }
     if answer is not None and not study.allow_answer_changes:
         changed = [
@@ -198,7 +246,6 @@ def _apply(session: Session, study: Study, assignment_id: int, data: AnswerIn) -
             raise ConflictError(
                 f"answers cannot be changed in this study; already answered: {', '.join(changed)}"
             )
-    now = utcnow()
     repository.add(
         session,
         AnswerRevision(
@@ -207,18 +254,26 @@ def _apply(session: Session, study: Study, assignment_id: int, data: AnswerIn) -
             agree=data.agree,
             quality=data.quality,
             difficulty=data.difficulty,
+            flagged=data.flagged,
+            comment=data.comment,
             active_seconds=data.active_seconds,
             client_sent_at=data.client_sent_at,
             received_at=now,
         ),
     )
     if answer is None:
-        answer = Answer(assignment_id=assignment_id, first_answered_at=now, active_seconds=0.0)
+        answer = Answer(
+            assignment_id=assignment_id, first_answered_at=now, active_seconds=0.0, flagged=False
+        )
         session.add(answer)
     for key, value in given.items():
         if getattr(answer, key) != value:
             setattr(answer, f"{key}_at", now)
         setattr(answer, key, value)
+    if data.flagged is not None and "flagged" not in stale:
+        answer.flagged = data.flagged
+    if data.comment is not None and "comment" not in stale:
+        answer.comment = data.comment.strip() or None
     # The client reports the active time it measured on this case so far; keep the largest.
     answer.active_seconds = max(answer.active_seconds or 0.0, data.active_seconds)
     answer.revision_count = (answer.revision_count or 0) + 1
@@ -229,7 +284,7 @@ def _apply(session: Session, study: Study, assignment_id: int, data: AnswerIn) -
     if complete and answer.completed_at is None:
         answer.completed_at = now
     session.flush()
-    return answer
+    return answer, stale
 
 
 def save_answer(session: Session, reader: Reader, position: int, data: AnswerIn) -> AnswerSaved:
@@ -247,6 +302,7 @@ def save_answer(session: Session, reader: Reader, position: int, data: AnswerIn)
         if not _same_payload(previous, data, assignment.id):
             raise ConflictError("answer_id was already used for a different answer; send a new id")
         replayed = True
+        stale: set[str] = set()
         answer = repository.answer_for(session, assignment.id)
     else:
         if study.status != StudyStatus.open:
@@ -256,7 +312,7 @@ def save_answer(session: Session, reader: Reader, position: int, data: AnswerIn)
                 else "the study has not opened yet"
             )
         try:
-            answer = _apply(session, study, assignment.id, data)
+            answer, stale = _apply(session, study, assignment.id, data)
         except IntegrityError as e:
             # Saves of one case are serialized by the lock; only the same answer_id sent at the
             # same moment for another case gets here. The request's transaction is rolled back.
@@ -273,6 +329,7 @@ def save_answer(session: Session, reader: Reader, position: int, data: AnswerIn)
         progress=Progress(answered=o.answered, total=o.total),
         next_position=o.next_position,
         replayed=replayed,
+        superseded=sorted(stale),
     )
 
 

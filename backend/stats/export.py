@@ -23,6 +23,7 @@ LONG_HEADER = [
 WIDE_HEADER = [
     "study_id", "study", "reader_id", "reader", "case_id", "image", "group", "overlap", "position",
     "agree", "quality", "difficulty", "seconds_on_case", "first_opened_at", "completed_at", "revisions",
+    "flagged", "comment",
 ]  # fmt: skip
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -97,6 +98,7 @@ def wide_csv(study: Study, rows: Iterable[ResponseRow]) -> Iterator[str]:
                 study.id, name, r.reader_id, safe_cell(r.reader), r.case_id, safe_cell(r.image), _group(r),
                 int(r.is_overlap), r.position, _agree(r.agree), r.quality or "", r.difficulty or "",
                 _seconds(r.seconds_on_case), _time(r.first_opened_at), _time(r.completed_at), r.revisions,
+                int(r.flagged), safe_cell(r.comment or ""),
             ]  # fmt: skip
 
     return _csv_lines(WIDE_HEADER, lines())
@@ -132,6 +134,8 @@ def as_json(study: Study, rows: Iterable[ResponseRow]) -> Iterator[str]:
             "first_opened_at": _time(r.first_opened_at) or None,
             "completed_at": _time(r.completed_at) or None,
             "revisions": r.revisions,
+            "flagged": r.flagged,
+            "comment": r.comment,
         }  # fmt: skip
         yield ("," if i else "") + json.dumps(item)
     yield "]}"

@@ -34,6 +34,8 @@ class ResponseRow:
     completed_at: datetime | None
     revisions: int
     first_opened_at: datetime | None  # server time the reader first opened the case
+    flagged: bool  # the reader flagged the case for review
+    comment: str | None
 
 
 def response_rows(session: Session, study: Study, *, chunk: int = 1000) -> Iterator[ResponseRow]:
@@ -57,6 +59,8 @@ def response_rows(session: Session, study: Study, *, chunk: int = 1000) -> Itera
             Answer.completed_at,
             Answer.revision_count,
             CaseView.first_opened_at,
+            Answer.flagged,
+            Answer.comment,
         )
         .join(Assignment, Assignment.reader_id == Reader.id)
         .join(StudyCase, StudyCase.id == Assignment.case_id)
@@ -74,8 +78,10 @@ def response_rows(session: Session, study: Study, *, chunk: int = 1000) -> Itera
     )
     for row in session.execute(stmt):
         (rid, name, case_id, image, is_pie, overlap, pos, agree, quality, difficulty,
-         agree_at, quality_at, difficulty_at, seconds, completed, revisions, opened) = row  # fmt: skip
+         agree_at, quality_at, difficulty_at, seconds, completed, revisions, opened, flagged,
+         comment) = row  # fmt: skip
         yield ResponseRow(
             rid, name, case_id, image, bool(is_pie), bool(overlap), pos, agree, quality, difficulty,
             agree_at, quality_at, difficulty_at, seconds, completed, revisions or 0, opened,
+            bool(flagged), comment,
         )  # fmt: skip

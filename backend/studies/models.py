@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import enum
+import secrets
 from datetime import datetime
 
 from sqlalchemy import (
@@ -16,6 +17,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.db import Base, UTCDateTime
 from backend.timeutil import utcnow
+
+
+def new_client_key() -> str:
+    return secrets.token_hex(16)
 
 
 class StudyStatus(enum.StrEnum):
@@ -77,6 +82,10 @@ class Reader(Base):
     slot: Mapped[int]  # which slice of the shuffled pools this reader holds
     display_name: Mapped[str] = mapped_column(String(200))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # An opaque, random name of this reader for their browser: it keys the answers waiting there
+    # and goes with each of them, so that no answer is ever sent as, or shown to, another reader.
+    # Unlike the link it survives a new link, and it is no credential.
+    client_key: Mapped[str] = mapped_column(String(32), unique=True, default=new_client_key)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Read-only: a many-to-one that every reader request follows (loaded with the reader there).

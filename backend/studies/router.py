@@ -101,7 +101,13 @@ def enroll_readers(
     user: CoordinatorUser,
 ) -> list[ReaderInvitation]:
     settings: Settings = request.app.state.settings
-    enrolled = service.enroll_readers(session, study_id, user, body.display_names)
+    enrolled = service.enroll_readers(
+        session,
+        study_id,
+        user,
+        body.display_names,
+        allow_duplicate_names=body.allow_duplicate_names,
+    )
     return [
         ReaderInvitation(
             reader=ReaderRead.model_validate(e.reader),

@@ -73,6 +73,9 @@ class MemberAdd(BaseModel):
 
 class EnrollRequest(BaseModel):
     display_names: list[str] = Field(min_length=1, max_length=200)
+    allow_duplicate_names: bool = Field(
+        default=False, description="enroll a name that is already in the study"
+    )
 
 
 class ReaderRead(BaseModel):

@@ -233,7 +233,12 @@ def _enroll_once(session: Session, study: Study, names: Sequence[str]) -> list[E
 
 
 def enroll_readers(
-    session: Session, study_id: int, user: User, names: Sequence[str]
+    session: Session,
+    study_id: int,
+    user: User,
+    names: Sequence[str],
+    *,
+    allow_duplicate_names: bool = False,
 ) -> list[Enrolled]:
     """Enroll readers, each with a balanced set of cases that no other reader holds.
 
@@ -250,6 +255,15 @@ def enroll_readers(
         study = visible_study(session, user, study_id, for_update=True)
         if study.status == StudyStatus.closed:
             raise ConflictError("the study is closed; reopen it to enroll readers")
+        if not allow_duplicate_names:
+            enrolled = {r.display_name.casefold() for r in repository.readers(session, study.id)}
+            twice = [n for n in clean if n.casefold() in enrolled]
+            if twice:
+                raise ConflictError(
+                    f"already in this study: {', '.join(twice)}; confirm to enroll another"
+                    " reader of the same name (allow_duplicate_names)",
+                    detail={"duplicates": twice},
+                )
         try:
             with session.begin_nested():
                 return _enroll_once(session, study, clean)
@@ -306,12 +320,10 @@ def _reader(session: Session, study: Study, reader_id: int) -> Reader:
 
 
 def revoke_reader(session: Session, study: Study, reader_id: int) -> Reader:
-    """The link stops working and open sessions end; the reader's answers stay."""
-    from backend.reading import repository as reading_repo
-
+    """The link stops working and the reader's sessions are refused from now on (they are kept,
+    so that an open reading screen can say the link was withdrawn); the answers stay."""
     reader = _reader(session, study, reader_id)
     reader.revoked_at = reader.revoked_at or utcnow()
-    reading_repo.end_sessions(session, reader.id)
     session.flush()
     return reader
 

@@ -10,6 +10,8 @@ import httpx
 from sqlalchemy.orm import Session
 
 from backend.auth.models import Role
+from backend.studies import service as studies_service
+from backend.studies.schemas import StudyCreate
 from tests.e2e.conftest import LiveServer, screenshot, sign_in, wait_until
 from tests.factories import make_dataset, make_pie_set, make_user
 
@@ -83,3 +85,63 @@ def test_coordinator_creates_enrolls_exports_and_reads_statistics(
 
     page.click("[data-status=closed]")
     wait_until(page, "document.getElementById('status').textContent === 'closed'")
+
+
+def test_reader_management_confirms_and_updates_the_table_in_place(
+    page: Any, live_server: LiveServer, session: Session, tmp_path: Path
+) -> None:
+    ds = make_dataset(session, tmp_path, 200)
+    ps = make_pie_set(session, ds, n_pies=80, name="k90-p5")
+    owner = make_user(session, "manager", Role.coordinator)
+    study = studies_service.create_study(
+        session, owner, StudyCreate(name="Managed", pie_set_id=ps.id, planned_readers=4, seed=2)
+    )
+    session.commit()
+    dialogs: list[str] = []
+    answers = iter([True, False, True, False, True, True])  # each confirmation's reply, in order
+
+    def reply(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.accept() if next(answers) else dialog.dismiss()
+
+    page.on("dialog", reply)
+    page.goto(f"{live_server.url}/login")
+    sign_in(page, "manager", "studies")
+    page.goto(f"{live_server.url}/studies/{study.id}")
+    rows = "document.querySelectorAll('#progress tbody tr[data-reader-id]').length"
+    page.fill("textarea[name=names]", "Dr Ray\nDr Xu")
+    page.click("#enroll button[type=submit]")
+    wait_until(page, f"{rows} === 2")  # new readers appear without a reload
+    # a name already in the study: asked, and enrolled only when confirmed
+    page.fill("textarea[name=names]", "dr ray")
+    page.click("#enroll button[type=submit]")
+    wait_until(page, f"{rows} === 3")
+    assert "Already in this study: dr ray" in dialogs[0]
+    page.fill("textarea[name=names]", "Dr Xu")
+    page.click("#enroll button[type=submit]")
+    wait_until(page, "document.getElementById('message').textContent.includes('already in')")
+    assert page.evaluate(rows) == 3 and "Already in this study: Dr Xu" in dialogs[1]
+    # withdrawing a link asks first, and says what happens to an open screen
+    page.click("#progress tr:nth-child(1) [data-revoke]")
+    wait_until(
+        page,
+        "document.querySelector('#progress tr:nth-child(1) .link-state').textContent === 'withdrawn'",
+    )
+    assert "open reading screen" in dialogs[2] and "stay in that browser" in dialogs[2]
+    assert page.is_hidden("#progress tr:nth-child(1) [data-revoke]")
+    # a new link asks too; dismissed, nothing changes
+    page.click("#progress tr:nth-child(2) [data-reissue]")
+    assert "signed out" in dialogs[3] and "kept in that browser" in dialogs[3]
+    assert page.query_selector("#links input") is None or "Dr Xu" not in page.inner_text("#links")
+    page.click("#progress tr:nth-child(1) [data-reissue]")
+    page.wait_for_selector("#links input[aria-label='Invitation link for Dr Ray']")
+    wait_until(
+        page, "document.querySelector('#progress tr:nth-child(1) .link-state').textContent === ''"
+    )
+    screenshot(page, "coordinator-reader-management")
+    page.click("#progress tr:nth-child(3) [data-revoke]")
+    wait_until(
+        page,
+        "document.querySelector('#progress tr:nth-child(3) .link-state').textContent === 'withdrawn'",
+    )
+    assert len(dialogs) == 6

@@ -109,14 +109,17 @@ def test_answers_given_while_the_server_is_down_arrive_after_restart(
     page.goto(invitation)
     page.click("#start")
     page.wait_for_selector("#reader[data-ready=true]")
+    key = page.get_attribute("#reader", "data-reader-key")
+    queued = f"JSON.parse(localStorage.getItem('piestudy.answerQueue.{key}') || '[]').length"
     live_server.stop()
-    for key in "y5t":
-        page.keyboard.press(key)
-    page.wait_for_selector("#save-state[data-state=retrying]")
-    screenshot(page, "reader-retrying")
-    assert page.evaluate("JSON.parse(localStorage.getItem('piestudy.answerQueue')).length") >= 1
+    for k in "y5t":
+        page.keyboard.press(k)
+    page.wait_for_selector("#save-state[data-state=offline]")
+    assert "waiting to be sent" in page.inner_text("#save-state")
+    screenshot(page, "reader-offline")
+    assert page.evaluate(queued) >= 1
     assert complete_answers(session) == 0
     live_server.start()  # same port, same database
     page.wait_for_selector("#save-state[data-state=saved]", timeout=30_000)
-    assert page.evaluate("JSON.parse(localStorage.getItem('piestudy.answerQueue')).length") == 0
+    assert page.evaluate(queued) == 0
     assert complete_answers(session) == 1

@@ -10,7 +10,11 @@ async function api(method, url, body) {
     body: body ? JSON.stringify(body) : undefined,
   });
   const data = response.status === 204 ? null : await response.json().catch(() => null);
-  if (!response.ok) throw new Error((data && data.error) || `${response.status} ${response.statusText}`);
+  if (!response.ok) {
+    const error = new Error((data && data.error) || `${response.status} ${response.statusText}`);
+    error.detail = data && data.detail;
+    throw error;
+  }
   return data;
 }
 
@@ -70,30 +74,90 @@ if (page) {
     note.textContent = "Each link is shown only now: copy and send it to its reader.";
     box.append(note);
   };
+  const enroll = async (names, allowDuplicates) => {
+    try {
+      const body = { display_names: names, allow_duplicate_names: allowDuplicates };
+      showLinks(await api("POST", `/api/studies/${id}/readers`, body));
+      $("#enroll").reset();
+      await refresh();
+    } catch (err) {
+      const twice = err.detail && err.detail.duplicates;
+      if (twice && !allowDuplicates && window.confirm(
+        `Already in this study: ${twice.join(", ")}. Enroll another reader with the same name? ` +
+        "They would get their own cases and link, and be told apart only by their reader id.")) {
+        await enroll(names, true);
+      } else {
+        message(err.message);
+      }
+    }
+  };
   $("#enroll").addEventListener("submit", async (e) => {
     e.preventDefault();
     const names = new FormData(e.target).get("names").split("\n").map((s) => s.trim()).filter(Boolean);
-    try { showLinks(await api("POST", `/api/studies/${id}/readers`, { display_names: names })); e.target.reset(); }
-    catch (err) { message(err.message); }
+    await enroll(names, false);
   });
-  // Live progress: refresh the readers table every few seconds without reloading the page.
+
+  // The readers table: live progress every few seconds, new readers and link changes at once.
+  const cell = (text) => Object.assign(document.createElement("td"), { textContent: text });
+  const button = (kind, r, text, label) => {
+    const b = Object.assign(document.createElement("button"), { type: "button", className: "link", textContent: text });
+    b.dataset[kind] = r.reader_id;
+    b.setAttribute("aria-label", `${label} ${r.display_name}`);
+    return b;
+  };
+  const newRow = (r) => {
+    const row = document.createElement("tr");
+    row.dataset.readerId = r.reader_id;
+    row.dataset.name = r.display_name;
+    const bar = Object.assign(document.createElement("progress"), { max: r.total, value: r.done });
+    const barCell = document.createElement("td");
+    barCell.append(bar);
+    const linkCell = document.createElement("td");
+    linkCell.append(Object.assign(document.createElement("span"), { className: "link-state" }), " ",
+      button("revoke", r, "withdraw", "Withdraw the link of"), " ", button("reissue", r, "new link", "A new link for"));
+    row.append(cell(r.display_name), cell(""), barCell, cell(""), cell(""), linkCell);
+    $("#progress tbody .empty")?.remove();
+    $("#progress tbody").append(row);
+    return row;
+  };
   const refresh = async () => {
     try {
       for (const r of await api("GET", `/api/studies/${id}/progress`)) {
-        const row = document.querySelector(`#progress tr[data-reader-id="${r.reader_id}"]`);
-        if (!row) continue;
+        const row = document.querySelector(`#progress tr[data-reader-id="${r.reader_id}"]`) || newRow(r);
         row.cells[1].textContent = `${r.done} / ${r.total}`;
         const bar = row.querySelector("progress");
+        bar.max = r.total;
         bar.value = r.done;
         bar.setAttribute("aria-label", `${r.display_name}: ${r.done} of ${r.total}`);
         row.cells[3].textContent = r.last_activity ? r.last_activity.slice(0, 16).replace("T", " ") : "–";
         row.cells[4].textContent = r.median_seconds_per_case == null ? "–" : Math.round(r.median_seconds_per_case);
+        row.querySelector(".link-state").textContent = r.revoked ? "withdrawn" : "";
+        row.querySelector("[data-revoke]").hidden = r.revoked;
       }
     } catch (err) { /* keep the last figures; the next round tries again */ }
   };
   setInterval(refresh, Number(page.dataset.refreshMs || 10000));
-  document.querySelectorAll("[data-reissue]").forEach((button) => button.addEventListener("click", async () => {
-    try { showLinks([await api("POST", `/api/studies/${id}/readers/${button.dataset.reissue}/reissue`)]); }
-    catch (err) { message(err.message); }
-  }));
+
+  $("#progress").addEventListener("click", async (e) => {
+    const target = e.target.closest("button[data-revoke], button[data-reissue]");
+    if (!target) return;
+    const name = target.closest("tr").dataset.name;
+    try {
+      if (target.dataset.revoke) {
+        if (!window.confirm(
+          `Withdraw the link of ${name}? It stops working at once, and an open reading screen can ` +
+          "no longer save: answers it has not sent yet stay in that browser, and are sent only if " +
+          `${name} is given a new link and opens it there. Answers already saved are kept.`)) return;
+        await api("POST", `/api/studies/${id}/readers/${target.dataset.revoke}/revoke`);
+        message(`The link of ${name} is withdrawn.`);
+      } else {
+        if (!window.confirm(
+          `Make a new link for ${name}? The current link stops working and an open reading screen ` +
+          "is signed out: answers waiting there are kept in that browser and sent once " +
+          `${name} opens the new link in it. Cases and saved answers stay.`)) return;
+        showLinks([await api("POST", `/api/studies/${id}/readers/${target.dataset.reissue}/reissue`)]);
+      }
+      await refresh();
+    } catch (err) { message(err.message); }
+  });
 }

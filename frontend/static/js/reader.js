@@ -1,209 +1,415 @@
-// The reader's case page: viewer, questions, keyboard; answers go through queue.js, which
-// survives network failures and reloads and delivers each answer exactly once (answer ids).
-import { drain, enqueue, flush, newId, on, pending } from "./queue.js";
+// The reader's case page: one page for all of a reader's cases. Cases are shown in place
+// (history.pushState), from the network when it is there and from this reader's prefetched
+// copies when it is not, so that reading goes on offline; answers go through queue.js, which
+// keeps them until they are delivered, as this reader and no other.
+import { createQueue, newId, readerFetch } from "./queue.js";
+import { initViewer } from "./viewer.js";
 
 const root = document.getElementById("reader");
-const position = Number(root.dataset.position);
-const total = Number(root.dataset.total);
-const TIME_KEY = `piestudy.activeMs.${position}`;
 const $ = (id) => document.getElementById(id);
+const readerKey = root.dataset.readerKey;
+const total = Number(root.dataset.total);
+const queue = createQueue(readerKey);
+const QUESTIONS = ["agree", "quality", "difficulty"];
+const KNOWN_KEY = `piestudy.known.${readerKey}`;  // the answers last seen from the server
+const timeKey = (p) => `piestudy.activeMs.${readerKey}.${p}`;
+const viewer = initViewer({
+  async loadFull() {  // the full-size image: from the network only (it is not kept offline)
+    try {
+      const response = await readerFetch(readerKey, `/api/reader/cases/${position}/image`);
+      if (response.ok) return response.blob();
+    } catch (err) { /* offline */ }
+    showMessage("The full-size image cannot be loaded now; the display copy stays.");
+    return null;
+  },
+});
 $("answers").addEventListener("submit", (event) => event.preventDefault());  // answers save as given
 
-// ---------- answer queue ----------
-const STATE_TEXT = { saved: "Saved", saving: "Saving…", retrying: "Not saved yet, retrying…" };
-function setState(state) {
-  const el = $("save-state");
-  el.dataset.state = state;
-  el.textContent = STATE_TEXT[state];
+let position = Number(root.dataset.position);
+let caseData = null;
+let imageShown = false;
+let serverAnswered = Number(root.dataset.answered);
+const refused = {};  // position -> why the server refused its last answer
+let notice = "";
+
+// ---------- this reader's copies of their cases, for reading offline ----------
+const CACHE = `piestudy-reader-${readerKey}`;
+const memoryCache = new Map();  // where Cache Storage is not available (an insecure origin)
+async function cachePut(url, response) {
+  if (window.caches) await (await caches.open(CACHE)).put(url, response);
+  else memoryCache.set(url, await response.blob());
 }
-on("state", setState);
-on("saved", (saved) => updateProgress(saved.progress));
-on("problem", (status, text) => {
-  showMessage(text);
-  if (status === 401) window.location.href = "/read";
+async function cacheMatch(url) {
+  if (window.caches) return (await (await caches.open(CACHE)).match(url)) || null;
+  return memoryCache.has(url) ? new Response(memoryCache.get(url)) : null;
+}
+// The network first (stored for later), this reader's copy when the network is down.
+async function cachedGet(url, { prefetch = false } = {}) {
+  try {
+    const response = await readerFetch(readerKey, prefetch ? `${url}${url.includes("?") ? "&" : "?"}prefetch=true` : url);
+    if (response.ok) await cachePut(url, response.clone());
+    return response;
+  } catch (err) {
+    return cacheMatch(url);
+  }
+}
+
+// ---------- answers: what the server said, then what waits to be sent ----------
+const known = () => JSON.parse(localStorage.getItem(KNOWN_KEY) || "{}");
+function remember(p, state) {
+  if (!state) return;
+  const all = known();
+  all[p] = state;
+  localStorage.setItem(KNOWN_KEY, JSON.stringify(all));
+}
+function merged(p) {
+  const a = { agree: null, quality: null, difficulty: null, flagged: false, comment: null };
+  Object.assign(a, pick(known()[p] || {}));
+  for (const item of queue.pending()) {
+    if (item.position !== p) continue;
+    for (const [k, v] of Object.entries(pick(item.body))) if (v !== null && v !== undefined) a[k] = v;
+  }
+  return a;
+}
+function pick(o) {
+  const out = {};
+  for (const k of [...QUESTIONS, "flagged", "comment"]) if (k in o) out[k] = o[k];
+  return out;
+}
+const isComplete = (a) => QUESTIONS.every((k) => a[k] !== null && a[k] !== undefined);
+const isStarted = (a) => QUESTIONS.some((k) => a[k] !== null && a[k] !== undefined);
+let answer = merged(position);
+
+// ---------- save status ----------
+function renderStatus() {
+  const el = $("save-state");
+  const waiting = queue.pending().length;
+  const mine = queue.pending().filter((x) => x.position === position).length;
+  let state, text;
+  if (queue.status.connection === "signed-out") {
+    state = "not-saved";
+    text = `Not saved: ${queue.status.reason}${waiting ? ` (${waiting} kept in this browser)` : ""}`;
+  } else if (refused[position]) {
+    state = "not-saved"; text = `Not saved: ${refused[position]}`;
+  } else if (queue.status.connection === "offline" && waiting) {
+    state = "offline"; text = `Offline: ${waiting} answer${waiting === 1 ? "" : "s"} waiting to be sent`;
+  } else if (mine) {
+    state = "saving"; text = "Saving…";
+  } else if (!isStarted(answer) && !answer.flagged && !answer.comment) {
+    state = "unanswered"; text = "Not answered";
+  } else {
+    state = "saved"; text = "Saved";
+  }
+  el.dataset.state = state;
+  el.textContent = text;
+  el.dataset.waiting = String(waiting);
+  const finished = $("finished");
+  if (!finished.hidden) {
+    $("finished-waiting").textContent = waiting
+      ? `${waiting} answer${waiting === 1 ? " is" : "s are"} waiting to be sent: keep this page open until they are.`
+      : "Everything is saved.";
+  }
+}
+queue.on("state", renderStatus);
+queue.on("saved", (item, saved) => {
+  delete refused[item.position];
+  remember(item.position, saved.answer);
+  serverAnswered = saved.progress.answered;
+  if (saved.superseded.length && item.position === position) {
+    notice = `A newer answer given in another window or device was kept (${saved.superseded.join(", ")}).`;
+  }
+  refresh();
+});
+queue.on("refused", (item, reason) => {
+  refused[item.position] = reason;
+  refresh();
 });
 
 function showMessage(text) { $("message").textContent = text; }
 
-function updateProgress(progress) {
-  $("progress-bar").value = progress.answered;
-  $("progress-bar").textContent = progress.answered;
-}
-
-// ---------- active time on this case ----------
-let activeMs = Number(localStorage.getItem(TIME_KEY) || 0);
-let activeSince = document.visibilityState === "visible" ? performance.now() : null;
+// ---------- active time on each case ----------
+let activeMs = 0;
+let activeSince = null;
 function tick() {
   if (activeSince !== null) {
     const now = performance.now();
     activeMs += now - activeSince;
     activeSince = now;
-    localStorage.setItem(TIME_KEY, String(Math.round(activeMs)));
+    localStorage.setItem(timeKey(position), String(Math.round(activeMs)));
   }
+}
+function startTiming() {
+  activeMs = Number(localStorage.getItem(timeKey(position)) || 0);
+  const saved = known()[position];
+  if (saved && saved.active_seconds * 1000 > activeMs) activeMs = saved.active_seconds * 1000;
+  activeSince = document.visibilityState === "visible" ? performance.now() : null;
 }
 document.addEventListener("visibilitychange", () => {
   tick();
   activeSince = document.visibilityState === "visible" ? performance.now() : null;
+  if (document.visibilityState === "visible") reloadCase();  // pick up answers given elsewhere
 });
 setInterval(tick, 1000);
 
-// ---------- answers ----------
-const answer = { agree: null, quality: null, difficulty: null };
-const complete = () => answer.agree !== null && answer.quality !== null && answer.difficulty !== null;
-
-function render() {
+// ---------- rendering ----------
+function answeredCount() {
+  const all = known();
+  let n = 0;
+  for (let p = 1; p <= total; p += 1) if (isComplete(merged(p))) n += 1;
+  // before the cases are known here (no prefetch yet), the server's count is the better one
+  return Object.keys(all).length >= total ? n : Math.max(n, serverAnswered);
+}
+function refresh() {
+  answer = merged(position);
   document.querySelectorAll("#answers input[type=radio]").forEach((input) => {
     const value = answer[input.name];
     const mine = input.name === "agree" ? (value === null ? null : value ? "yes" : "no") : String(value);
     input.checked = value !== null && input.value === mine;
   });
-  $("next").disabled = !complete();
+  $("flag").setAttribute("aria-pressed", String(Boolean(answer.flagged)));
+  $("flag").textContent = answer.flagged ? "Flagged for review" : "Flag for review";
+  $("flag").append(Object.assign(document.createElement("kbd"), { textContent: "F" }));
+  if (document.activeElement !== $("comment")) $("comment").value = answer.comment || "";
+  $("next").disabled = !isComplete(answer) || !imageShown;
+  $("prev").disabled = position <= 1;
+  const done = answeredCount();
+  $("progress-bar").value = done;
+  $("progress-bar").textContent = done;
+  $("message").textContent = notice;
+  renderStatus();
 }
 
 function give(field, value) {
-  if (root.dataset.accepting !== "true") { showMessage("This study is not accepting answers."); return; }
+  if (!imageShown && QUESTIONS.includes(field)) {
+    showMessage("The image has not been shown yet: this case can be graded once it is.");
+    return;
+  }
   if (answer[field] === value) return;
-  answer[field] = value;
-  render();
   tick();
-  const body = { answer_id: newId(), [field]: value, active_seconds: Math.round(activeMs) / 1000,
-                 client_sent_at: new Date().toISOString() };
-  enqueue(position, body);
-  flush();
+  notice = "";
+  queue.enqueue(position, {
+    answer_id: newId(), [field]: value, active_seconds: Math.round(activeMs) / 1000,
+    client_sent_at: new Date().toISOString(),
+  });
+  delete refused[position];
+  refresh();
+  queue.flush();
 }
 
 document.querySelectorAll("#answers input[type=radio]").forEach((input) => {
   input.addEventListener("change", () => {
     const value = input.name === "agree" ? input.value === "yes" : Number(input.value);
     give(input.name, value);
+    if (!imageShown) refresh();  // undo the click: nothing was given
   });
 });
+$("flag").addEventListener("click", () => give("flagged", !answer.flagged));
+$("comment").addEventListener("change", () => give("comment", $("comment").value.trim()));
 
-async function goNext() {
-  if (!complete()) { showMessage("Answer all three questions first."); return; }
-  // Deliver this case's answers before leaving; if the server is unreachable, go on anyway:
-  // the queue keeps them and the next page delivers them.
-  await drain(3000);
-  window.location.href = position < total ? `/read/cases/${position + 1}` : "/read/done";
-}
-$("next").addEventListener("click", goNext);
-$("prev").addEventListener("click", () => { if (position > 1) window.location.href = `/read/cases/${position - 1}`; });
-
-// ---------- viewer ----------
-const stage = $("stage");
-const img = $("image");
-const view = { scale: 1, x: 0, y: 0, invert: false, brightness: 100, contrast: 100 };
-function applyView() {
-  img.style.transform = `translate(${view.x}px, ${view.y}px) scale(${view.scale})`;
-  img.style.filter = `brightness(${view.brightness}%) contrast(${view.contrast}%)${view.invert ? " invert(1)" : ""}`;
-  $("invert").setAttribute("aria-pressed", String(view.invert));
-}
-function fit() {
-  if (!img.naturalWidth) return;
-  const s = Math.min(stage.clientWidth / img.naturalWidth, stage.clientHeight / img.naturalHeight);
-  view.scale = s;
-  view.x = (stage.clientWidth - img.naturalWidth * s) / 2;
-  view.y = (stage.clientHeight - img.naturalHeight * s) / 2;
-  applyView();
-}
-function zoom(factor, cx = stage.clientWidth / 2, cy = stage.clientHeight / 2) {
-  const s = Math.min(Math.max(view.scale * factor, 0.05), 40);
-  view.x = cx - ((cx - view.x) * s) / view.scale;
-  view.y = cy - ((cy - view.y) * s) / view.scale;
-  view.scale = s;
-  applyView();
-}
-function reset() {
-  Object.assign(view, { invert: false, brightness: 100, contrast: 100 });
-  $("brightness").value = 100; $("contrast").value = 100;
-  fit();
-}
-img.addEventListener("load", fit);
-window.addEventListener("resize", fit);
-stage.addEventListener("wheel", (e) => {
-  e.preventDefault();
-  const r = stage.getBoundingClientRect();
-  zoom(e.deltaY < 0 ? 1.15 : 1 / 1.15, e.clientX - r.left, e.clientY - r.top);
-}, { passive: false });
-let drag = null;
-stage.addEventListener("pointerdown", (e) => {
-  drag = { x: e.clientX, y: e.clientY, vx: view.x, vy: view.y, b: view.brightness, c: view.contrast, wl: e.button === 2 || e.shiftKey };
-  stage.setPointerCapture(e.pointerId);
-  stage.classList.add("dragging");
-});
-stage.addEventListener("pointermove", (e) => {
-  if (!drag) return;
-  const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
-  if (drag.wl) {  // window/level: horizontal = contrast, vertical = brightness
-    view.contrast = Math.min(Math.max(drag.c + dx, 20), 400);
-    view.brightness = Math.min(Math.max(drag.b - dy, 20), 300);
-    $("brightness").value = view.brightness; $("contrast").value = view.contrast;
-  } else {
-    view.x = drag.vx + dx; view.y = drag.vy + dy;
+// ---------- one case ----------
+let showToken = 0;
+async function showCase(p) {
+  const token = ++showToken;
+  position = p;
+  root.dataset.position = String(p);
+  root.dataset.ready = "false";
+  document.title = `Case ${p} / ${total} · piestudy`;
+  $("case-title").textContent = `Case ${p}`;
+  $("progress-text").textContent = `${p} / ${total}`;
+  $("image").alt = `Chest X-ray of case ${p}`;
+  $("finished").hidden = true;
+  startTiming();
+  imageShown = false;
+  notice = "";
+  refresh();
+  queue.flush();  // deliver anything left from earlier cases, pages or sessions
+  const response = await cachedGet(`/api/reader/cases/${p}`);
+  if (token !== showToken) return;
+  if (response === null) {
+    notice = "This case has not been fetched to this browser yet, and the network is down: it shows once the connection is back.";
+    $("labels").replaceChildren();
+    viewer.clear();
+    refresh();
+    return;
   }
-  applyView();
-});
-const endDrag = () => { drag = null; stage.classList.remove("dragging"); };
-stage.addEventListener("pointerup", endDrag);
-stage.addEventListener("pointercancel", endDrag);
-stage.addEventListener("contextmenu", (e) => e.preventDefault());
-$("zoom-in").addEventListener("click", () => zoom(1.25));
-$("zoom-out").addEventListener("click", () => zoom(0.8));
-$("fit").addEventListener("click", fit);
-$("reset").addEventListener("click", reset);
-$("invert").addEventListener("click", () => { view.invert = !view.invert; applyView(); });
-$("brightness").addEventListener("input", (e) => { view.brightness = Number(e.target.value); applyView(); });
-$("contrast").addEventListener("input", (e) => { view.contrast = Number(e.target.value); applyView(); });
-let caseData = null;
-$("full-res").addEventListener("click", () => {
-  const full = $("full-res").getAttribute("aria-pressed") !== "true";
-  $("full-res").setAttribute("aria-pressed", String(full));
-  img.src = caseData.image_url + (full ? "" : "?size=display");
-});
+  if (response.status === 401) {
+    const problem = await response.json().catch(() => ({}));
+    queue.status.connection = "signed-out";
+    queue.status.reason = problem.error || "this reading session has ended";
+    refresh();
+    return;
+  }
+  caseData = await response.json();
+  remember(p, caseData.answer);
+  $("labels").replaceChildren(...caseData.labels.map((name) => Object.assign(document.createElement("li"), { textContent: name })));
+  startTiming();
+  refresh();
+  await showImage(p, token);
+  root.dataset.ready = "true";
+}
+
+async function showImage(p, token) {
+  $("image-error").hidden = true;
+  let response = null;
+  try {
+    response = await cachedGet(`/api/reader/cases/${p}/image?size=display`);
+  } catch (err) {
+    response = null;
+  }
+  if (token !== showToken) return;
+  if (response === null || !response.ok) {
+    imageFailed(response === null ? ": the network is down and it was not fetched before" : ` (${response.status})`);
+    return;
+  }
+  const loaded = await viewer.show(await response.blob());
+  if (token !== showToken) return;
+  if (!loaded) { imageFailed(": the file could not be decoded"); return; }
+  imageShown = true;
+  root.dataset.image = "shown";
+  refresh();
+}
+function imageFailed(why) {
+  imageShown = false;
+  root.dataset.image = "failed";
+  viewer.clear();
+  $("image-error-why").textContent = why;
+  $("image-error").hidden = false;
+  refresh();
+}
+$("image-retry").addEventListener("click", () => showImage(position, showToken));
+
+async function reloadCase() {
+  if (!navigator.onLine) return;
+  try {
+    const response = await readerFetch(readerKey, `/api/reader/cases/${position}?prefetch=true`);
+    if (response.ok) { remember(position, (await response.json()).answer); refresh(); }
+  } catch (err) { /* offline: the local state stands */ }
+}
+// another tab of this reader saved or queued something
+window.addEventListener("storage", (e) => { if (e.key === KNOWN_KEY || e.key === queue.storeKey) refresh(); });
+
+// ---------- moving between cases ----------
+function goTo(p) {
+  tick();
+  if (p < 1) return;
+  if (p > total) { finish(); return; }
+  history.pushState({ position: p }, "", `/read/cases/${p}`);
+  showCase(p);
+}
+function goNext() {
+  if (!imageShown) { showMessage("The image has not been shown yet: this case can be graded once it is."); return; }
+  if (!isComplete(answer)) { showMessage("Answer all three questions first."); return; }
+  goTo(position + 1);
+}
+async function finish() {
+  $("finished").hidden = false;
+  renderStatus();
+  // The end page is fetched from the server: go there once everything is delivered.
+  if (await queue.drain(3000)) window.location.href = "/read/done";
+}
+window.addEventListener("popstate", (e) => showCase(e.state?.position || Number(location.pathname.split("/").pop())));
+$("next").addEventListener("click", goNext);
+$("prev").addEventListener("click", () => goTo(position - 1));
+
+// ---------- the list of cases ----------
+async function openCaseList() {
+  const response = await cachedGet("/api/reader/cases");
+  const listed = response && response.ok ? (await response.json()).cases : [];
+  const items = [];
+  let done = 0, flagged = 0;
+  for (let p = 1; p <= total; p += 1) {
+    const a = merged(p);
+    const server = listed.find((c) => c.position === p);
+    const complete = isComplete(a) || Boolean(server?.complete);
+    const flag = Boolean(a.flagged);
+    done += complete; flagged += flag;
+    const button = Object.assign(document.createElement("button"), { type: "button", className: "link" });
+    button.textContent = `Case ${p}: ${complete ? "done" : "not done"}${flag ? ", flagged" : ""}`;
+    button.dataset.case = String(p);
+    button.dataset.state = complete ? "done" : "not-done";
+    if (flag) button.dataset.flagged = "true";
+    if (p === position) button.setAttribute("aria-current", "true");
+    button.addEventListener("click", () => {
+      $("case-list").close();
+      $("stage").focus();  // not back on a button, where Enter would press it
+      goTo(p);
+    });
+    items.push(Object.assign(document.createElement("li"), {}));
+    items[items.length - 1].append(button);
+  }
+  $("case-list-items").replaceChildren(...items);
+  $("case-list-summary").textContent = `${done} of ${total} done, ${flagged} flagged.`;
+  $("case-list").showModal();
+  $("case-list-items").querySelector("[aria-current]")?.focus();
+}
+$("cases-toggle").addEventListener("click", openCaseList);
+$("help-toggle").addEventListener("click", () => $("help").showModal());
 
 // ---------- keyboard ----------
 const DIFFICULTY_KEYS = { q: 1, w: 2, e: 3, r: 4, t: 5 };
 document.addEventListener("keydown", (e) => {
   if (e.ctrlKey || e.metaKey || e.altKey) return;
-  if (e.target instanceof HTMLInputElement && e.target.type === "range") return;
+  const t = e.target;
+  if ($("help").open || $("case-list").open) {
+    if (e.key === "?" && $("help").open) { e.preventDefault(); $("help").close(); }
+    return;  // a dialog has the keyboard; Esc closes it
+  }
+  if (t instanceof HTMLTextAreaElement || (t instanceof HTMLInputElement && t.type === "text")) {
+    if (e.key === "Escape") t.blur();  // typing a comment: the keys are letters
+    return;
+  }
+  const onRadio = t instanceof HTMLInputElement && t.type === "radio";
+  const onRange = t instanceof HTMLInputElement && t.type === "range";
+  if (e.key.startsWith("Arrow")) {
+    if (onRange) return;
+    e.preventDefault();  // never let an arrow change an answer
+    if (onRadio) return;
+    if (e.key === "ArrowRight") goNext();
+    else if (e.key === "ArrowLeft") goTo(position - 1);
+    return;
+  }
+  if (e.key === "Enter") {
+    if (t instanceof HTMLButtonElement || t instanceof HTMLAnchorElement) return;  // the button's own action
+    e.preventDefault();
+    goNext();
+    return;
+  }
   const k = e.key.toLowerCase();
   if (k === "y") give("agree", true);
   else if (k === "n") give("agree", false);
   else if ("12345".includes(k) && k.length === 1) give("quality", Number(k));
   else if (k in DIFFICULTY_KEYS) give("difficulty", DIFFICULTY_KEYS[k]);
-  else if (k === "enter") { e.preventDefault(); goNext(); }
-  else if (k === "arrowright") { if (complete()) goNext(); }
-  else if (k === "arrowleft") $("prev").click();
-  else if (k === "+" || k === "=") zoom(1.25);
-  else if (k === "-") zoom(0.8);
-  else if (k === "0") fit();
-  else if (k === "i") $("invert").click();
-  else if (k === "?") $("help-toggle").click();
+  else if (k === "f") give("flagged", !answer.flagged);
+  else if (k === "c") $("comment").focus();
+  else if (k === "l") openCaseList();
+  else if (k === "?") $("help").showModal();
+  else if (viewer.key(k)) { /* a viewer key */ }
   else return;
-});
-$("help-toggle").addEventListener("click", () => {
-  const help = $("help");
-  help.hidden = !help.hidden;
-  $("help-toggle").setAttribute("aria-expanded", String(!help.hidden));
+  e.preventDefault();
 });
 
-// ---------- load ----------
-async function load() {
-  flush();  // deliver anything left from earlier pages or sessions
-  const response = await fetch(`/api/reader/cases/${position}`, { credentials: "same-origin" });
-  if (response.status === 401) { window.location.href = "/read"; return; }
-  caseData = await response.json();
-  const labels = $("labels");
-  labels.replaceChildren(...caseData.labels.map((name) => Object.assign(document.createElement("li"), { textContent: name })));
-  const mine = pending().filter((x) => x.position === position).map((x) => x.body);
-  const saved = caseData.answer || {};
-  for (const field of ["agree", "quality", "difficulty"]) {
-    answer[field] = saved[field] ?? null;
-    for (const p of mine) if (p[field] !== undefined && p[field] !== null) answer[field] = p[field];
+// ---------- prefetch: every case and its image, for reading offline ----------
+async function prefetchAll() {
+  let fetched = 0;
+  for (let p = 1; p <= total; p += 1) {
+    const url = `/api/reader/cases/${p}`;
+    try {
+      if (!(await cacheMatch(url))) {
+        const response = await cachedGet(url, { prefetch: true });
+        if (!response || !response.ok) continue;
+        const data = await response.json();
+        if (!known()[p]) remember(p, data.answer);
+      }
+      const image = `${url}/image?size=display`;
+      if (!(await cacheMatch(image))) await cachedGet(image);
+      fetched += 1;
+      root.dataset.prefetched = String(fetched);
+    } catch (err) {
+      return;  // offline: what is here is what can be read
+    }
   }
-  if (saved.active_seconds && saved.active_seconds * 1000 > activeMs) activeMs = saved.active_seconds * 1000;
-  img.src = caseData.image_url + "?size=display";
-  render();
-  root.dataset.ready = "true";
+  refresh();
 }
-load();
+
+history.replaceState({ position }, "", `/read/cases/${position}`);
+showCase(position).then(prefetchAll);

@@ -33,25 +33,33 @@ def test_invitation_link_sets_session_and_redirects(
     assert [q["key"] for q in me["questions"]] == ["agree", "quality", "difficulty"]
 
 
-def test_unknown_and_revoked_links_get_the_same_error_page(
+def test_an_unknown_link_is_not_valid_and_a_withdrawn_one_says_so(
     app: FastAPI, client: TestClient, make_study: Callable[..., StudySetup]
 ) -> None:
     s = make_study()
+    open_before = s.reader_client(app, 1)  # a reading screen open when the link is withdrawn
     c = TestClient(app)
     unknown = c.get("/r/not-a-real-token-at-all")
     rid = s.invitations[1]["reader"]["id"]
     client.post(f"/api/studies/{s.study_id}/readers/{rid}/revoke", headers=s.coordinator)
     revoked = c.get(f"/r/{s.invitations[1]['token']}")
     assert unknown.status_code == revoked.status_code == 404
-    assert "This link is not valid" in unknown.text
-    assert unknown.text == revoked.text
-    assert "piestudy_reader" not in unknown.cookies
+    assert "This link is not valid" in unknown.text and "withdrawn" not in unknown.text
+    assert "This link was withdrawn" in revoked.text and "ask them" in revoked.text
+    assert "piestudy_reader" not in unknown.cookies and "piestudy_reader" not in revoked.cookies
     assert c.get("/api/reader/me").status_code == 401
     assert c.get("/read").status_code == 401
-    # the JSON exchange answers the same for both
     a = c.post("/api/reader/session", json={"invitation_token": "not-a-real-token-at-all"})
     b = c.post("/api/reader/session", json={"invitation_token": s.invitations[1]["token"]})
-    assert a.status_code == b.status_code == 404 and a.json() == b.json()
+    assert a.status_code == b.status_code == 404
+    assert "not valid" in a.json()["error"] and b.json()["detail"] == {"reason": "withdrawn"}
+    # the open screen learns why it can no longer save
+    page = open_before.get("/read")
+    assert page.status_code == 401 and "This link was withdrawn" in page.text
+    save = open_before.post(
+        "/api/reader/cases/1/answer", json={"answer_id": "after-revoke", "agree": True}
+    )
+    assert save.status_code == 401 and save.json()["detail"] == {"reason": "withdrawn"}
 
 
 def test_json_session_exchange(app: FastAPI, make_study: Callable[..., StudySetup]) -> None:
