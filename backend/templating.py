@@ -31,6 +31,11 @@ class PageError(Exception):
         self.message, self.status_code, self.title = message, status_code, title
 
 
+def as_sentence(message: str) -> str:
+    """An error message (lower-case, no full stop, as the API sends it) as a page's sentence."""
+    return message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")
+
+
 def error_page(request: Request, message: str, status_code: int, title: str) -> Response:
     context = {"title": title, "message": message}
     return templates.TemplateResponse(request, "error.html", context, status_code=status_code)

@@ -13,7 +13,7 @@ from backend.errors import UnauthorizedError
 from backend.reading import service
 from backend.reading.schemas import READER_KEY_HEADER
 from backend.studies.models import Reader
-from backend.templating import PageError
+from backend.templating import PageError, as_sentence
 
 READER_COOKIE = "piestudy_reader"
 
@@ -66,7 +66,7 @@ def current_reader_page(request: Request, session: SessionDep) -> Reader:
     reader = service.session_reader(session, token) if token else None
     if reader is not None and reader.revoked_at is not None:
         raise PageError(
-            service.WITHDRAWN[0].upper() + service.WITHDRAWN[1:] + ".",
+            as_sentence(service.WITHDRAWN),
             status_code=401, title="This link was withdrawn",
         )  # fmt: skip
     if reader is None:

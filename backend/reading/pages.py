@@ -11,7 +11,7 @@ from backend.db import SessionDep
 from backend.reading import service
 from backend.reading.deps import ReaderPage, set_reader_cookie
 from backend.reading.schemas import INVITATION_TOKEN_MAX, MAX_POSITION
-from backend.templating import PageError, templates
+from backend.templating import PageError, as_sentence, templates
 
 router = APIRouter(include_in_schema=False)
 PagePosition = Annotated[int, Path(ge=1, le=MAX_POSITION)]
@@ -25,7 +25,7 @@ def invitation(token: InvitationToken, request: Request, session: SessionDep) ->
     except service.InvitationError as exc:
         withdrawn = isinstance(exc.detail, dict) and exc.detail.get("reason") == "withdrawn"
         title = "This link was withdrawn" if withdrawn else "This link is not valid"
-        raise PageError(exc.message[0].upper() + exc.message[1:] + ".", title=title) from exc
+        raise PageError(as_sentence(exc.message), title=title) from exc
     # Redirect so that the token leaves the address bar and the browser history.
     response = RedirectResponse("/read", status_code=303)
     set_reader_cookie(response, request.app.state.settings, session_token)

@@ -62,10 +62,12 @@ function remember(p, state) {
   all[p] = state;
   localStorage.setItem(KNOWN_KEY, JSON.stringify(all));
 }
-function merged(p) {
+// The answer to case p as this browser knows it; `all` and `waiting` may be passed in by a
+// caller that merges many cases, so that localStorage is read once, not once per case.
+function merged(p, all = known(), waiting = queue.pending()) {
   const a = { agree: null, quality: null, difficulty: null, flagged: false, comment: null };
-  Object.assign(a, pick(known()[p] || {}));
-  for (const item of queue.pending()) {
+  Object.assign(a, pick(all[p] || {}));
+  for (const item of waiting) {
     if (item.position !== p) continue;
     for (const [k, v] of Object.entries(pick(item.body))) if (v !== null && v !== undefined) a[k] = v;
   }
@@ -154,8 +156,9 @@ setInterval(tick, 1000);
 // ---------- rendering ----------
 function answeredCount() {
   const all = known();
+  const waiting = queue.pending();
   let n = 0;
-  for (let p = 1; p <= total; p += 1) if (isComplete(merged(p))) n += 1;
+  for (let p = 1; p <= total; p += 1) if (isComplete(merged(p, all, waiting))) n += 1;
   // before the cases are known here (no prefetch yet), the server's count is the better one
   return Object.keys(all).length >= total ? n : Math.max(n, serverAnswered);
 }
@@ -316,9 +319,11 @@ async function openCaseList() {
   const response = await cachedGet("/api/reader/cases");
   const listed = response && response.ok ? (await response.json()).cases : [];
   const items = [];
+  const all = known();
+  const waiting = queue.pending();
   let done = 0, flagged = 0;
   for (let p = 1; p <= total; p += 1) {
-    const a = merged(p);
+    const a = merged(p, all, waiting);
     const server = listed.find((c) => c.position === p);
     const complete = isComplete(a) || Boolean(server?.complete);
     const flag = Boolean(a.flagged);
@@ -334,8 +339,9 @@ async function openCaseList() {
       $("stage").focus();  // not back on a button, where Enter would press it
       goTo(p);
     });
-    items.push(Object.assign(document.createElement("li"), {}));
-    items[items.length - 1].append(button);
+    const item = document.createElement("li");
+    item.append(button);
+    items.push(item);
   }
   $("case-list-items").replaceChildren(...items);
   $("case-list-summary").textContent = `${done} of ${total} done, ${flagged} flagged.`;
