@@ -35,6 +35,7 @@ from backend.runs.worker import Worker
 from backend.studies import repository as studies_repo
 from backend.studies import service as studies_service
 from backend.studies.models import StudyStatus
+from backend.studies.profile import ProfileField
 from backend.studies.schemas import StudyCreate
 from backend.studies.service import invitation_url
 from ml.fileio import atomic_write
@@ -46,6 +47,18 @@ STUDY = "Demo reader study"
 COORDINATOR = "coordinator"
 RESEARCHER = "researcher"
 READERS = tuple(f"Reader {i}" for i in range(1, 7))
+# What a reader is asked once, before the first case (exported as profile_<key>).
+DEMO_PROFILE = [
+    ProfileField(
+        key="years", label="Years reading chest X-rays", kind="integer", minimum=0, maximum=60
+    ),
+    ProfileField(
+        key="role",
+        label="Role",
+        kind="choice",
+        choices=["Thoracic radiologist", "General radiologist", "Radiology resident", "Other"],
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,7 @@ class DemoConfig:
     epochs: int = 6
     percentile: float = 10.0  # 28 PIEs of the 280 test images
     cases_per_reader: int = 8  # 4 PIEs + 4 non-PIEs each, no image shared
+    practice_cases: int = 2  # read first by every reader (1 PIE, 1 non-PIE), never counted
     threads: int = 2
 
 
@@ -159,7 +173,8 @@ def build_demo(
             session, coordinator,
             StudyCreate(
                 name=STUDY, pie_set_id=pie_set_id, cases_per_reader=config.cases_per_reader,
-                planned_readers=len(READERS), seed=0,
+                planned_readers=len(READERS), seed=0, practice_cases=config.practice_cases,
+                profile_fields=DEMO_PROFILE,
             ),
         )  # fmt: skip
         studies_service.change_status(session, study, StudyStatus.open)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 
 from backend.cli.common import console, fail, find_user, session_scope
@@ -139,6 +140,18 @@ def study_create(
     cases_per_reader: Annotated[int, typer.Option()] = 40,
     pie_fraction: Annotated[float, typer.Option()] = 0.5,
     overlap_cases: Annotated[int, typer.Option()] = 0,
+    practice_cases: Annotated[
+        int, typer.Option(help="cases every reader reads first; never exported or counted")
+    ] = 0,
+    profile_fields: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON file: a list of reader profile questions"
+            ' ({"key", "label", "kind": integer|choice|text, ...})',
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
     readers: Annotated[
         int, typer.Option(help="planned number of readers (checked against the pool)")
     ] = 6,
@@ -148,21 +161,31 @@ def study_create(
     from backend.studies import service as studies_service
     from backend.studies.schemas import StudyCreate
 
+    questions = []
+    if profile_fields is not None:
+        try:
+            questions = json.loads(profile_fields.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise fail(f"--profile-fields: {profile_fields} is not JSON ({exc})") from exc
+    try:
+        data = StudyCreate(
+            name=name,
+            pie_set_id=pieset,
+            cases_per_reader=cases_per_reader,
+            pie_fraction=pie_fraction,
+            overlap_cases=overlap_cases,
+            practice_cases=practice_cases,
+            planned_readers=readers,
+            seed=seed,
+            profile_fields=questions,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise fail(f"--{where.replace('_', '-')}: {first['msg']}") from exc
     with session_scope() as session:
         user = find_user(session, owner)
-        study = studies_service.create_study(
-            session,
-            user,
-            StudyCreate(
-                name=name,
-                pie_set_id=pieset,
-                cases_per_reader=cases_per_reader,
-                pie_fraction=pie_fraction,
-                overlap_cases=overlap_cases,
-                planned_readers=readers,
-                seed=seed,
-            ),
-        )
+        study = studies_service.create_study(session, user, data)
         console.print(
             f"created study {study.name!r} (id {study.id}, seed {study.seed}, {study.status.value})"
         )

@@ -44,8 +44,8 @@ def case_page(
     position: PagePosition, request: Request, session: SessionDep, reader: ReaderPage
 ) -> Response:
     me = service.me(session, reader)
-    if position > me.progress.total or not me.accepting_answers:
-        # the welcome page says why a draft or closed study cannot be read
+    if position > me.progress.total or not me.accepting_answers or me.profile_needed:
+        # the welcome page says why a draft or closed study cannot be read, or asks the profile
         return RedirectResponse("/read", status_code=303)
     context = {"me": me, "position": position, "questions": service.QUESTIONS}
     return templates.TemplateResponse(request, "reader/case.html", context)

@@ -47,6 +47,7 @@ class CaseState:
     started: bool  # at least one question answered (a flag or a comment alone is no answer)
     complete: bool
     flagged: bool
+    practice: bool
 
 
 def case_states(session: Session, reader_id: int) -> list[CaseState]:
@@ -55,14 +56,17 @@ def case_states(session: Session, reader_id: int) -> list[CaseState]:
         Answer.agree.is_not(None), Answer.quality.is_not(None), Answer.difficulty.is_not(None)
     )
     stmt = (
-        select(Assignment.position, answered, Answer.completed_at, Answer.flagged)
+        select(
+            Assignment.position, answered, Answer.completed_at, Answer.flagged, StudyCase.practice
+        )
+        .join(StudyCase, StudyCase.id == Assignment.case_id)
         .outerjoin(Answer, Answer.assignment_id == Assignment.id)
         .where(Assignment.reader_id == reader_id)
         .order_by(Assignment.position)
     )
     return [
-        CaseState(position, bool(started), completed_at is not None, bool(flagged))
-        for position, started, completed_at, flagged in session.execute(stmt)
+        CaseState(position, bool(started), completed_at is not None, bool(flagged), practice)
+        for position, started, completed_at, flagged, practice in session.execute(stmt)
     ]
 
 
@@ -85,18 +89,19 @@ def assignment_at(
 class CaseImage(NamedTuple):
     image: Image
     dataset: Dataset
+    practice: bool
 
 
 def case_image(session: Session, assignment_id: int) -> CaseImage:
     stmt = (
-        select(Image, Dataset)
+        select(Image, Dataset, StudyCase.practice)
         .join(StudyCase, StudyCase.image_id == Image.id)
         .join(Assignment, Assignment.case_id == StudyCase.id)
         .join(Dataset, Dataset.id == Image.dataset_id)
         .where(Assignment.id == assignment_id)
     )
-    image, dataset = session.execute(stmt).one()
-    return CaseImage(image, dataset)
+    image, dataset, practice = session.execute(stmt).one()
+    return CaseImage(image, dataset, practice)
 
 
 def answer_for(session: Session, assignment_id: int) -> Answer | None:

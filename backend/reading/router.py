@@ -21,6 +21,7 @@ from backend.reading.schemas import (
     AnswerIn,
     AnswerSaved,
     CaseList,
+    ProfileIn,
     ReaderCase,
     ReaderMe,
     SessionRequest,
@@ -54,6 +55,12 @@ def end_session(
 @router.get("/me", response_model=ReaderMe)
 def me(session: SessionDep, reader: CurrentReader) -> ReaderMe:
     return service.me(session, reader)
+
+
+@router.put("/profile", response_model=ReaderMe)
+def give_profile(body: ProfileIn, session: SessionDep, reader: CurrentReader) -> ReaderMe:
+    """The reader's answers to the study's profile questions; given once."""
+    return service.give_profile(session, reader, body)
 
 
 @router.get("/cases", response_model=CaseList)

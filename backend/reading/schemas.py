@@ -9,7 +9,14 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 
 FORBIDDEN_FIELD = re.compile(
     r"pie|score|rank|group|is_|image_id|external|case_id|assignment|file|path|dataset|slot|seed|token",
@@ -47,7 +54,20 @@ class Progress(ReaderSchema):
     total: int
 
 
+class ProfileQuestion(ReaderSchema):
+    """One question of the reader profile (backend.studies.profile.ProfileField)."""
+
+    key: str
+    label: str
+    kind: str  # "integer", "choice" or "text"
+    required: bool
+    minimum: int | None
+    maximum: int | None
+    choices: list[str]
+
+
 class ReaderMe(ReaderSchema):
+    allowed_fields: ClassVar[frozenset[str]] = frozenset({"profile_questions", "profile_needed"})
     reader_key: str  # opaque; keys this reader's answers and cache in the browser
     display_name: str
     study_name: str
@@ -57,6 +77,16 @@ class ReaderMe(ReaderSchema):
     progress: Progress
     next_position: int | None  # None when every case is done
     questions: list[Question]
+    practice_cases: int  # the first this many cases are practice: not counted in the study
+    profile_questions: list[ProfileQuestion]
+    profile_needed: bool  # the study asks for a profile and this reader has not given it
+
+
+class ProfileIn(ReaderSchema):
+    """The reader's answers to the profile questions, by key. Checked strictly against the
+    study's questions (backend.studies.profile.checked_answers)."""
+
+    answers: dict[str, Any] = Field(max_length=100)
 
 
 class Question(ReaderSchema):
@@ -82,6 +112,7 @@ class CaseSummary(ReaderSchema):
     complete: bool
     started: bool
     flagged: bool
+    practice: bool
 
 
 class CaseList(ReaderSchema):
@@ -92,6 +123,7 @@ class CaseList(ReaderSchema):
 class ReaderCase(ReaderSchema):
     position: int
     total: int
+    practice: bool  # a practice case: answered like any other, never counted in the study
     labels: list[str]
     image_url: str
     answer: AnswerState | None

@@ -22,11 +22,14 @@ from backend.reading.schemas import (
     AnswerState,
     CaseList,
     CaseSummary,
+    ProfileIn,
+    ProfileQuestion,
     Progress,
     Question,
     ReaderCase,
     ReaderMe,
 )
+from backend.studies import profile
 from backend.studies.models import Assignment, Reader, Study, StudyStatus
 from backend.timeutil import utcnow
 from ml.data.labels import resolve_image
@@ -64,6 +67,10 @@ def _answer_history_is_append_only(session: Session, _ctx: object, _instances: o
             raise ConflictError("answer history is append-only")
 
 
+_NOT_OPEN = {
+    StudyStatus.closed: "the study is closed; your earlier answers are saved",
+    StudyStatus.draft: "the study has not opened yet",
+}
 NOT_VALID = "this invitation link is not valid; ask the study coordinator for a new one"
 WITHDRAWN = (
     "this invitation link was withdrawn by the study coordinator; ask them if you should go on"
@@ -119,8 +126,11 @@ class _Overview:
     next_position: int | None
 
 
-def _overview(session: Session, reader: Reader) -> _Overview:
-    states = repository.case_states(session, reader.id)
+def _overview(
+    session: Session, reader: Reader, states: list[repository.CaseState] | None = None
+) -> _Overview:
+    if states is None:
+        states = repository.case_states(session, reader.id)
     incomplete = [c.position for c in states if not c.complete]
     return _Overview(
         len(states), len(states) - len(incomplete), incomplete[0] if incomplete else None
@@ -129,7 +139,9 @@ def _overview(session: Session, reader: Reader) -> _Overview:
 
 def me(session: Session, reader: Reader) -> ReaderMe:
     study = reader.study
-    o = _overview(session, reader)
+    states = repository.case_states(session, reader.id)
+    o = _overview(session, reader, states)
+    fields = profile.parse_fields(study.profile_fields)
     return ReaderMe(
         reader_key=reader.client_key,
         display_name=reader.display_name,
@@ -140,13 +152,40 @@ def me(session: Session, reader: Reader) -> ReaderMe:
         progress=Progress(answered=o.answered, total=o.total),
         next_position=o.next_position,
         questions=QUESTIONS,
+        practice_cases=sum(c.practice for c in states),
+        profile_questions=[ProfileQuestion(**f.model_dump()) for f in fields],
+        profile_needed=bool(fields) and reader.profile_at is None,
     )
+
+
+def give_profile(session: Session, reader: Reader, data: ProfileIn) -> ReaderMe:
+    """The reader's profile, given once; answers are checked against the study's questions."""
+    study = reader.study
+    fields = profile.parse_fields(study.profile_fields)
+    if not fields:
+        raise ConflictError("this study asks for no profile")
+    if reader.profile_at is not None:
+        raise ConflictError(
+            "your profile was already given; ask the study coordinator to correct it"
+        )
+    if study.status != StudyStatus.open:
+        raise ConflictError(_NOT_OPEN[study.status])
+    reader.profile = profile.checked_answers(fields, data.answers)
+    reader.profile_at = utcnow()
+    session.flush()
+    return me(session, reader)
 
 
 def list_cases(session: Session, reader: Reader) -> CaseList:
     states = repository.case_states(session, reader.id)
     cases = [
-        CaseSummary(position=c.position, complete=c.complete, started=c.started, flagged=c.flagged)
+        CaseSummary(
+            position=c.position,
+            complete=c.complete,
+            started=c.started,
+            flagged=c.flagged,
+            practice=c.practice,
+        )
         for c in states
     ]
     return CaseList(
@@ -167,13 +206,14 @@ def get_case(
     session: Session, reader: Reader, position: int, *, record_view: bool = True
 ) -> ReaderCase:
     assignment = _assignment(session, reader, position)
-    image, dataset = repository.case_image(session, assignment.id)
+    image, dataset, practice = repository.case_image(session, assignment.id)
     total = repository.case_count(session, reader.id)
     if record_view:
         repository.record_view(session, assignment.id, utcnow())
     return ReaderCase(
         position=position,
         total=total,
+        practice=practice,
         labels=[c for c, v in zip(dataset.classes, image.labels, strict=True) if v],
         image_url=f"/api/reader/cases/{position}/image",
         answer=_state(repository.answer_for(session, assignment.id)),
@@ -184,7 +224,7 @@ def get_case(
 
 def case_image_path(session: Session, reader: Reader, position: int) -> Path:
     assignment = _assignment(session, reader, position)
-    image, dataset = repository.case_image(session, assignment.id)
+    image, dataset, _ = repository.case_image(session, assignment.id)
     path = resolve_image(Path(dataset.image_root), image.file_path)
     if path is None or not path.is_file():
         raise NotFoundError("the image of this case is not available; tell the study coordinator")
@@ -306,11 +346,7 @@ def save_answer(session: Session, reader: Reader, position: int, data: AnswerIn)
         answer = repository.answer_for(session, assignment.id)
     else:
         if study.status != StudyStatus.open:
-            raise ConflictError(
-                "the study is closed; your earlier answers are saved"
-                if study.status == StudyStatus.closed
-                else "the study has not opened yet"
-            )
+            raise ConflictError(_NOT_OPEN[study.status])
         try:
             answer, stale = _apply(session, study, assignment.id, data)
         except IntegrityError as e:

@@ -2,6 +2,8 @@
 
 Each is a generator of text chunks over a streamed query, so memory stays flat however many
 readers a study has. Text cells that a spreadsheet would run as a formula are escaped.
+Each reader's profile (the study's profile questions) follows in columns profile_<key>.
+Practice cases are not in the rows (backend.stats.repository.response_rows).
 """
 
 from __future__ import annotations
@@ -64,12 +66,24 @@ def _csv_lines(
     yield buffer.getvalue()
 
 
+def _profile_keys(study: Study) -> list[str]:
+    return [f["key"] for f in study.profile_fields]
+
+
+def _profile_cells(keys: list[str], row: ResponseRow) -> list[Any]:
+    given = row.profile or {}
+    return [safe_cell(v) if isinstance(v := given.get(k, ""), str) else v for k in keys]
+
+
 def long_csv(study: Study, rows: Iterable[ResponseRow]) -> Iterator[str]:
     """One row per reader x case x question; an unanswered question has an empty answer."""
+
+    keys = _profile_keys(study)
 
     def lines() -> Iterator[list[Any]]:
         name = safe_cell(study.name)
         for r in rows:
+            profile = _profile_cells(keys, r)
             base = [
                 study.id,
                 name,
@@ -81,15 +95,18 @@ def long_csv(study: Study, rows: Iterable[ResponseRow]) -> Iterator[str]:
                 int(r.is_overlap),
             ]
             seconds = _seconds(r.seconds_on_case)
-            yield [*base, "agree", _agree(r.agree), _time(r.agree_at), seconds]
-            yield [*base, "quality", r.quality or "", _time(r.quality_at), seconds]
-            yield [*base, "difficulty", r.difficulty or "", _time(r.difficulty_at), seconds]
+            yield [*base, "agree", _agree(r.agree), _time(r.agree_at), seconds, *profile]
+            yield [*base, "quality", r.quality or "", _time(r.quality_at), seconds, *profile]
+            yield [
+                *base, "difficulty", r.difficulty or "", _time(r.difficulty_at), seconds, *profile
+            ]  # fmt: skip
 
-    return _csv_lines(LONG_HEADER, lines())
+    return _csv_lines(LONG_HEADER + [f"profile_{k}" for k in keys], lines())
 
 
 def wide_csv(study: Study, rows: Iterable[ResponseRow]) -> Iterator[str]:
     """One row per reader x case."""
+    keys = _profile_keys(study)
 
     def lines() -> Iterator[list[Any]]:
         name = safe_cell(study.name)
@@ -98,10 +115,10 @@ def wide_csv(study: Study, rows: Iterable[ResponseRow]) -> Iterator[str]:
                 study.id, name, r.reader_id, safe_cell(r.reader), r.case_id, safe_cell(r.image), _group(r),
                 int(r.is_overlap), r.position, _agree(r.agree), r.quality or "", r.difficulty or "",
                 _seconds(r.seconds_on_case), _time(r.first_opened_at), _time(r.completed_at), r.revisions,
-                int(r.flagged), safe_cell(r.comment or ""),
+                int(r.flagged), safe_cell(r.comment or ""), *_profile_cells(keys, r),
             ]  # fmt: skip
 
-    return _csv_lines(WIDE_HEADER, lines())
+    return _csv_lines(WIDE_HEADER + [f"profile_{k}" for k in keys], lines())
 
 
 def as_json(study: Study, rows: Iterable[ResponseRow]) -> Iterator[str]:
@@ -112,8 +129,10 @@ def as_json(study: Study, rows: Iterable[ResponseRow]) -> Iterator[str]:
         "cases_per_reader": study.cases_per_reader,
         "pie_fraction": study.pie_fraction,
         "overlap_cases": study.overlap_cases,
+        "practice_cases": study.practice_cases,
         "seed": study.seed,
         "status": study.status.value,
+        "profile_fields": study.profile_fields,
     }
     yield '{"study": ' + json.dumps(head) + ', "responses": ['
     for i, r in enumerate(rows):
@@ -136,6 +155,7 @@ def as_json(study: Study, rows: Iterable[ResponseRow]) -> Iterator[str]:
             "revisions": r.revisions,
             "flagged": r.flagged,
             "comment": r.comment,
+            "profile": r.profile,
         }  # fmt: skip
         yield ("," if i else "") + json.dumps(item)
     yield "]}"

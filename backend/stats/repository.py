@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -36,10 +37,12 @@ class ResponseRow:
     first_opened_at: datetime | None  # server time the reader first opened the case
     flagged: bool  # the reader flagged the case for review
     comment: str | None
+    profile: dict[str, Any] | None  # the reader's answers to the study's profile questions
 
 
 def response_rows(session: Session, study: Study, *, chunk: int = 1000) -> Iterator[ResponseRow]:
-    """Every reader x case of the study, by reader slot then position; streamed in chunks."""
+    """Every reader x study case, by reader slot then position; streamed in chunks. Practice
+    cases are not study cases: they are left out here, so of every export and statistic."""
     stmt = (
         select(
             Reader.id,
@@ -61,6 +64,7 @@ def response_rows(session: Session, study: Study, *, chunk: int = 1000) -> Itera
             CaseView.first_opened_at,
             Answer.flagged,
             Answer.comment,
+            Reader.profile,
         )
         .join(Assignment, Assignment.reader_id == Reader.id)
         .join(StudyCase, StudyCase.id == Assignment.case_id)
@@ -72,16 +76,16 @@ def response_rows(session: Session, study: Study, *, chunk: int = 1000) -> Itera
         )
         .outerjoin(Answer, Answer.assignment_id == Assignment.id)
         .outerjoin(CaseView, CaseView.assignment_id == Assignment.id)
-        .where(Reader.study_id == study.id)
+        .where(Reader.study_id == study.id, StudyCase.practice.is_(False))
         .order_by(Reader.slot, Assignment.position)
         .execution_options(yield_per=chunk)
     )
     for row in session.execute(stmt):
         (rid, name, case_id, image, is_pie, overlap, pos, agree, quality, difficulty,
          agree_at, quality_at, difficulty_at, seconds, completed, revisions, opened, flagged,
-         comment) = row  # fmt: skip
+         comment, profile) = row  # fmt: skip
         yield ResponseRow(
             rid, name, case_id, image, bool(is_pie), bool(overlap), pos, agree, quality, difficulty,
             agree_at, quality_at, difficulty_at, seconds, completed, revisions or 0, opened,
-            bool(flagged), comment,
+            bool(flagged), comment, profile,
         )  # fmt: skip

@@ -7,6 +7,10 @@ reproducible, enrolling more readers never changes an earlier reader's set, and 
 reach two readers. Each reader's cases are then shuffled with a generator seeded by
 (study seed, slot).
 
+Practice cases come from the other end: the last slice of each pool. Every reader reads them
+first, and they count for nothing. Taking them from the tail leaves every reader slice where it
+was, so a study with practice cases allocates its readers exactly as the same study without.
+
 Rounding: PIEs per reader = round-half-up(cases_per_reader x pie_fraction), so 0.5 x 5 gives 3
 (Python's round() would give 2).
 """
@@ -37,6 +41,7 @@ class Design:
     pie_fraction: float
     overlap_cases: int
     seed: int
+    practice_cases: int = 0
 
     def __post_init__(self) -> None:
         if self.cases_per_reader < 1:
@@ -45,6 +50,8 @@ class Design:
             raise AllocationError("pie_fraction must lie between 0 and 1")
         if self.overlap_cases < 0:
             raise AllocationError("overlap_cases cannot be negative")
+        if self.practice_cases < 0:
+            raise AllocationError("practice_cases cannot be negative")
 
     @property
     def pies_per_reader(self) -> int:
@@ -63,8 +70,24 @@ class Design:
         return self.overlap_cases - self.overlap_pies
 
     @property
+    def practice_pies(self) -> int:
+        return round_half_up(self.practice_cases * self.pie_fraction)
+
+    @property
+    def practice_non_pies(self) -> int:
+        return self.practice_cases - self.practice_pies
+
+    @property
     def cases_seen_per_reader(self) -> int:
+        """Study cases per reader (the practice cases are not counted)."""
         return self.cases_per_reader + self.overlap_cases
+
+    def reserved(self) -> tuple[int, int]:
+        """PIEs and non-PIEs held by the shared cases: the overlap and the practice cases."""
+        return (
+            self.overlap_pies + self.practice_pies,
+            self.overlap_non_pies + self.practice_non_pies,
+        )
 
 
 def shuffled(items: Sequence[T], seed: int, label: str) -> list[T]:
@@ -78,9 +101,10 @@ def shuffled(items: Sequence[T], seed: int, label: str) -> list[T]:
 def max_readers(design: Design, n_pies: int, n_non_pies: int) -> int | None:
     """How many readers the pool can serve; None when unlimited (a design of 0 of both kinds)."""
     limits = []
+    shared_pies, shared_non_pies = design.reserved()
     for available, overlap, per_reader in (
-        (n_pies, design.overlap_pies, design.pies_per_reader),
-        (n_non_pies, design.overlap_non_pies, design.non_pies_per_reader),
+        (n_pies, shared_pies, design.pies_per_reader),
+        (n_non_pies, shared_non_pies, design.non_pies_per_reader),
     ):
         if available < overlap:
             return 0
@@ -93,15 +117,21 @@ def check_capacity(
     design: Design, n_pies: int, n_non_pies: int, enrolled: int, new_readers: int
 ) -> None:
     """Raise AllocationError naming the numbers when the pool cannot serve new_readers more."""
+    shared_pies, shared_non_pies = design.reserved()
     for kind, available, overlap, per_reader in (
-        ("PIEs", n_pies, design.overlap_pies, design.pies_per_reader),
-        ("non-PIEs", n_non_pies, design.overlap_non_pies, design.non_pies_per_reader),
+        ("PIEs", n_pies, shared_pies, design.pies_per_reader),
+        ("non-PIEs", n_non_pies, shared_non_pies, design.non_pies_per_reader),
     ):
         if available < overlap:
-            raise AllocationError(
-                f"{design.overlap_cases} overlap cases need {overlap} {kind}; "
-                f"the PIE set has {available}"
+            what = " + ".join(
+                f"{n} {name} cases"
+                for n, name in (
+                    (design.overlap_cases, "overlap"),
+                    (design.practice_cases, "practice"),
+                )
+                if n
             )
+            raise AllocationError(f"{what} need {overlap} {kind}; the PIE set has {available}")
         unassigned = available - overlap - enrolled * per_reader
         need = new_readers * per_reader
         if need > unassigned:
@@ -121,6 +151,14 @@ class Slices:
 
 def overlap_slices(design: Design) -> Slices:
     return Slices(range(0, design.overlap_pies), range(0, design.overlap_non_pies))
+
+
+def practice_slices(design: Design, n_pies: int, n_non_pies: int) -> Slices:
+    """The last slice of each pool (they must hold more than the overlap: check_capacity)."""
+    return Slices(
+        range(n_pies - design.practice_pies, n_pies),
+        range(n_non_pies - design.practice_non_pies, n_non_pies),
+    )
 
 
 def reader_slices(design: Design, slot: int) -> Slices:

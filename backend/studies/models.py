@@ -3,8 +3,10 @@ from __future__ import annotations
 import enum
 import secrets
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     CheckConstraint,
     Enum,
@@ -12,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     String,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -36,6 +39,7 @@ class Study(Base):
         CheckConstraint("pie_fraction >= 0 AND pie_fraction <= 1", name="pie_fraction_range"),
         CheckConstraint("overlap_cases >= 0", name="overlap_cases_nonnegative"),
         CheckConstraint("planned_readers >= 1", name="planned_readers_positive"),
+        CheckConstraint("practice_cases >= 0", name="practice_cases_nonnegative"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -48,6 +52,12 @@ class Study(Base):
     pie_fraction: Mapped[float] = mapped_column(Float, default=0.5)
     overlap_cases: Mapped[int] = mapped_column(default=0)
     planned_readers: Mapped[int] = mapped_column(default=6)
+    # Cases every reader reads first, to learn the screen; never exported or counted.
+    practice_cases: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The questions each reader answers once about themselves (backend.studies.profile).
+    profile_fields: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSON, default=list, server_default="[]"
+    )
     seed: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[StudyStatus] = mapped_column(
         Enum(StudyStatus, name="study_status", native_enum=False, length=10, validate_strings=True),
@@ -88,6 +98,9 @@ class Reader(Base):
     client_key: Mapped[str] = mapped_column(String(32), unique=True, default=new_client_key)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The reader's answers to the study's profile questions, given once (None until then).
+    profile: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    profile_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Read-only: a many-to-one that every reader request follows (loaded with the reader there).
     study: Mapped[Study] = relationship(viewonly=True)
 
@@ -95,7 +108,7 @@ class Reader(Base):
 class StudyCase(Base):
     """An image drawn into a study. unique(study_id, image_id) is what guarantees, in the
     database itself, that no image reaches two readers; reader_id is NULL for the shared
-    overlap cases that every reader reads."""
+    overlap cases and the practice cases, which every reader reads."""
 
     __tablename__ = "study_cases"
     __table_args__ = (UniqueConstraint("study_id", "image_id"),)
@@ -106,6 +119,9 @@ class StudyCase(Base):
     reader_id: Mapped[int | None] = mapped_column(
         ForeignKey("readers.id", ondelete="CASCADE"), index=True
     )
+    # A practice case is read first and answered like any other, but left out of every export,
+    # statistic and progress count.
+    practice: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class Assignment(Base):

@@ -69,12 +69,20 @@ def get_reader(session: Session, study_id: int, reader_id: int) -> Reader | None
 
 
 def insert_cases(
-    session: Session, study_id: int, image_ids: Sequence[int], reader_id: int | None
+    session: Session,
+    study_id: int,
+    image_ids: Sequence[int],
+    reader_id: int | None,
+    *,
+    practice: bool = False,
 ) -> list[int]:
     """Insert study cases in the given order; their ids, in the same order."""
     if not image_ids:
         return []
-    rows = [{"study_id": study_id, "image_id": i, "reader_id": reader_id} for i in image_ids]
+    rows = [
+        {"study_id": study_id, "image_id": i, "reader_id": reader_id, "practice": practice}
+        for i in image_ids
+    ]
     session.execute(insert(StudyCase), rows)
     stmt = select(StudyCase.image_id, StudyCase.id).where(
         StudyCase.study_id == study_id, StudyCase.image_id.in_(image_ids)
@@ -83,17 +91,19 @@ def insert_cases(
     return [by_image[i] for i in image_ids]
 
 
-class OverlapCase(NamedTuple):
+class SharedCase(NamedTuple):
     case_id: int
     image_id: int
 
 
-def overlap_cases(session: Session, study_id: int) -> list[OverlapCase]:
-    """The study's shared overlap cases."""
+def shared_cases(session: Session, study_id: int, *, practice: bool) -> list[SharedCase]:
+    """The study's cases that every reader reads: the overlap cases, or the practice cases."""
     stmt = select(StudyCase.id, StudyCase.image_id).where(
-        StudyCase.study_id == study_id, StudyCase.reader_id.is_(None)
+        StudyCase.study_id == study_id,
+        StudyCase.reader_id.is_(None),
+        StudyCase.practice.is_(practice),
     )
-    return [OverlapCase(c, i) for c, i in session.execute(stmt).all()]
+    return [SharedCase(c, i) for c, i in session.execute(stmt).all()]
 
 
 def insert_assignments(session: Session, reader_id: int, case_ids_in_order: Sequence[int]) -> None:
@@ -111,6 +121,7 @@ class AssignedCase(NamedTuple):
     external_id: str
     is_pie: bool
     is_overlap: bool
+    is_practice: bool
 
 
 def assignments(session: Session, study: Study, reader_id: int) -> list[AssignedCase]:
@@ -121,7 +132,8 @@ def assignments(session: Session, study: Study, reader_id: int) -> list[Assigned
             Image.id,
             Image.external_id,
             PieSetMember.is_pie,
-            StudyCase.reader_id.is_(None),
+            StudyCase.reader_id.is_(None) & StudyCase.practice.is_(False),
+            StudyCase.practice,
         )
         .join(StudyCase, StudyCase.id == Assignment.case_id)
         .join(Image, Image.id == StudyCase.image_id)
@@ -133,7 +145,10 @@ def assignments(session: Session, study: Study, reader_id: int) -> list[Assigned
         .where(Assignment.reader_id == reader_id)
         .order_by(Assignment.position)
     )
-    return [AssignedCase(p, i, e, pie, ov) for p, i, e, pie, ov in session.execute(stmt).all()]
+    return [
+        AssignedCase(p, i, e, bool(pie), bool(ov), bool(pr))
+        for p, i, e, pie, ov, pr in session.execute(stmt).all()
+    ]
 
 
 def case_count(session: Session, study_id: int) -> int:
@@ -143,6 +158,15 @@ def case_count(session: Session, study_id: int) -> int:
         )
         or 0
     )
+
+
+def profiles_given(session: Session, study_id: int) -> int:
+    stmt = (
+        select(func.count())
+        .select_from(Reader)
+        .where(Reader.study_id == study_id, Reader.profile_at.is_not(None))
+    )
+    return session.scalar(stmt) or 0
 
 
 def reader_count(session: Session, study_id: int) -> int:
@@ -161,7 +185,7 @@ class AssignmentProgress(NamedTuple):
 
 
 def reader_progress_rows(session: Session, study_id: int) -> list[AssignmentProgress]:
-    """How far each assignment of the study's readers has got."""
+    """How far each study assignment of the study's readers has got (practice left out)."""
     from backend.reading.models import Answer, AnswerRevision
 
     last_save = (
@@ -178,9 +202,10 @@ def reader_progress_rows(session: Session, study_id: int) -> list[AssignmentProg
             last_save.c.last,
         )
         .join(Reader, Reader.id == Assignment.reader_id)
+        .join(StudyCase, StudyCase.id == Assignment.case_id)
         .outerjoin(Answer, Answer.assignment_id == Assignment.id)
         .outerjoin(last_save, last_save.c.assignment_id == Assignment.id)
-        .where(Reader.study_id == study_id)
+        .where(Reader.study_id == study_id, StudyCase.practice.is_(False))
     )
     return [
         AssignmentProgress(r, a, s, bool(c), last)

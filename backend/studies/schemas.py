@@ -1,10 +1,16 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from backend.studies.models import StudyStatus
+from backend.studies.profile import ProfileField, check_fields
+
+PRACTICE_CASES_MAX = 50
+# A study's profile questions: distinct keys, at most PROFILE_FIELDS_MAX of them.
+ProfileFieldList = Annotated[list[ProfileField], AfterValidator(check_fields)]
 
 
 class DesignFields(BaseModel):
@@ -12,6 +18,12 @@ class DesignFields(BaseModel):
     pie_fraction: float = Field(default=0.5, ge=0.0, le=1.0)
     overlap_cases: int = Field(default=0, ge=0, le=2000)
     planned_readers: int = Field(default=6, ge=1, le=1000)
+    practice_cases: int = Field(
+        default=0,
+        ge=0,
+        le=PRACTICE_CASES_MAX,
+        description="cases every reader reads first; never exported or counted",
+    )
     seed: int | None = Field(default=None, ge=0, le=2**62, description="random if not given")
 
 
@@ -19,11 +31,17 @@ class StudyCreate(DesignFields):
     name: str = Field(min_length=1, max_length=200)
     pie_set_id: int
     allow_answer_changes: bool = True
+    profile_fields: ProfileFieldList = Field(
+        default_factory=list, description="questions each reader answers once about themselves"
+    )
 
 
 class StudyUpdate(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     allow_answer_changes: bool | None = None
+    profile_fields: ProfileFieldList | None = Field(
+        default=None, description="only while no reader has given a profile"
+    )
 
 
 class StatusChange(BaseModel):
@@ -39,6 +57,7 @@ class AllocationPreview(BaseModel):
     non_pies_per_reader: int
     overlap_pies: int
     overlap_non_pies: int
+    practice_cases: int
     cases_seen_per_reader: int
     pool_pies: int
     pool_non_pies: int
@@ -59,9 +78,11 @@ class StudyRead(BaseModel):
     pie_fraction: float
     overlap_cases: int
     planned_readers: int
+    practice_cases: int
     seed: int
     status: StudyStatus
     allow_answer_changes: bool
+    profile_fields: list[ProfileField]
     created_at: datetime
     opened_at: datetime | None
     closed_at: datetime | None
@@ -87,6 +108,8 @@ class ReaderRead(BaseModel):
     display_name: str
     created_at: datetime
     revoked_at: datetime | None
+    profile: dict[str, int | str] | None
+    profile_at: datetime | None
 
 
 class ReaderInvitation(BaseModel):
@@ -105,6 +128,7 @@ class AssignmentRead(BaseModel):
     external_id: str
     is_pie: bool
     is_overlap: bool
+    is_practice: bool
 
 
 class ReaderProgress(BaseModel):

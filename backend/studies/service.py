@@ -52,12 +52,24 @@ def invitation_url(settings: Settings, token: str) -> str:
 
 
 def design_of(study: Study) -> Design:
-    return Design(study.cases_per_reader, study.pie_fraction, study.overlap_cases, study.seed)
+    return Design(
+        study.cases_per_reader,
+        study.pie_fraction,
+        study.overlap_cases,
+        study.seed,
+        practice_cases=study.practice_cases,
+    )
 
 
 def _design_from(fields: DesignFields, seed: int) -> Design:
     try:
-        return Design(fields.cases_per_reader, fields.pie_fraction, fields.overlap_cases, seed)
+        return Design(
+            fields.cases_per_reader,
+            fields.pie_fraction,
+            fields.overlap_cases,
+            seed,
+            practice_cases=fields.practice_cases,
+        )
     except AllocationError as exc:
         raise InvalidInputError(str(exc)) from exc
 
@@ -80,6 +92,7 @@ def preview(session: Session, pie_set_id: int, fields: DesignFields) -> Allocati
         non_pies_per_reader=design.non_pies_per_reader,
         overlap_pies=design.overlap_pies,
         overlap_non_pies=design.overlap_non_pies,
+        practice_cases=design.practice_cases,
         cases_seen_per_reader=design.cases_seen_per_reader,
         pool_pies=len(pies),
         pool_non_pies=len(non_pies),
@@ -109,19 +122,28 @@ def create_study(session: Session, owner: User, data: StudyCreate) -> Study:
         pie_fraction=data.pie_fraction,
         overlap_cases=data.overlap_cases,
         planned_readers=data.planned_readers,
+        practice_cases=data.practice_cases,
         seed=seed,
         allow_answer_changes=data.allow_answer_changes,
+        profile_fields=[f.model_dump() for f in data.profile_fields],
     )
     repository.add(session, study)
-    slices = allocation.overlap_slices(design)
-    overlap = [
-        image_id
-        for _, image_id in (
-            *allocation.take(allocation.shuffled(pies, seed, "pies"), slices.pies),
-            *allocation.take(allocation.shuffled(non_pies, seed, "non-pies"), slices.non_pies),
-        )
-    ]
+    pie_order = allocation.shuffled(pies, seed, "pies")
+    non_pie_order = allocation.shuffled(non_pies, seed, "non-pies")
+
+    def image_ids(slices: allocation.Slices) -> list[int]:
+        return [
+            image_id
+            for _, image_id in (
+                *allocation.take(pie_order, slices.pies),
+                *allocation.take(non_pie_order, slices.non_pies),
+            )
+        ]
+
+    overlap = image_ids(allocation.overlap_slices(design))
     repository.insert_cases(session, study.id, overlap, reader_id=None)
+    practice = image_ids(allocation.practice_slices(design, len(pies), len(non_pies)))
+    repository.insert_cases(session, study.id, practice, reader_id=None, practice=True)
     return study
 
 
@@ -152,6 +174,12 @@ def update_study(session: Session, study: Study, data: StudyUpdate) -> Study:
         study.name = data.name
     if data.allow_answer_changes is not None:
         study.allow_answer_changes = data.allow_answer_changes
+    if data.profile_fields is not None:
+        if repository.profiles_given(session, study.id):
+            raise ConflictError(
+                "profile_fields: readers have given their profile; the questions cannot change"
+            )
+        study.profile_fields = [f.model_dump() for f in data.profile_fields]
     session.flush()
     return study
 
@@ -201,7 +229,15 @@ def _enroll_once(session: Session, study: Study, names: Sequence[str]) -> list[E
         raise ConflictError(f"cannot enroll: {exc}") from exc
     pie_order = allocation.shuffled(pies, study.seed, "pies")
     non_pie_order = allocation.shuffled(non_pies, study.seed, "non-pies")
-    overlap = sorted(repository.overlap_cases(session, study.id), key=lambda c: c.image_id)
+    overlap = sorted(
+        repository.shared_cases(session, study.id, practice=False), key=lambda c: c.image_id
+    )
+    # The same practice cases, in the same order, come first for every reader.
+    practice = allocation.shuffled(
+        sorted(repository.shared_cases(session, study.id, practice=True), key=lambda c: c.image_id),
+        study.seed,
+        "practice",
+    )
     enrolled = []
     for offset, name in enumerate(names):
         slot = first_slot + offset
@@ -227,7 +263,9 @@ def _enroll_once(session: Session, study: Study, names: Sequence[str]) -> list[E
         by_image.update({image_id: case_id for case_id, image_id in overlap})
         canonical = sorted(by_image)
         ordered = allocation.reader_order(canonical, study.seed, slot)
-        repository.insert_assignments(session, reader.id, [by_image[i] for i in ordered])
+        repository.insert_assignments(
+            session, reader.id, [c.case_id for c in practice] + [by_image[i] for i in ordered]
+        )
         enrolled.append(Enrolled(reader, token))
     return enrolled
 

@@ -11,7 +11,9 @@ from backend.config import Settings
 from backend.db import make_sessionmaker
 from backend.demo import DemoConfig, build_demo
 
-SMALL = DemoConfig(images=300, seeds=(0, 1), epochs=1, cases_per_reader=2, image_size=32)
+SMALL = DemoConfig(
+    images=300, seeds=(0, 1), epochs=1, cases_per_reader=2, image_size=32, practice_cases=0
+)
 
 
 def test_demo_builds_a_study_with_six_working_links_then_reuses_it(

@@ -18,6 +18,42 @@ async function api(method, url, body) {
   return data;
 }
 
+// ----- the reader profile questions of a new study -----
+// A question's key (its export column, profile_<key>) is made from its text.
+const keyOf = (label, taken) => {
+  let key = label.toLowerCase().normalize("NFKD").replace(/[^a-z0-9]+/g, "_").replace(/^[^a-z]+|_+$/g, "").slice(0, 36) || "question";
+  for (let n = 2; taken.has(key); n += 1) key = `${key.replace(/_\d+$/, "")}_${n}`;
+  taken.add(key);
+  return key;
+};
+function profileFields() {
+  const taken = new Set();
+  return [...document.querySelectorAll("#profile-rows .profile-row")].map((row) => {
+    const part = (name) => row.querySelector(`[data-part="${name}"]`);
+    const field = { label: part("label").value.trim(), kind: part("kind").value, required: part("required").checked };
+    field.key = keyOf(field.label, taken);
+    if (field.kind === "integer") {
+      if (part("minimum").value !== "") field.minimum = Number(part("minimum").value);
+      if (part("maximum").value !== "") field.maximum = Number(part("maximum").value);
+    }
+    if (field.kind === "choice") field.choices = part("choices").value.split(",").map((c) => c.trim()).filter(Boolean);
+    return field;
+  });
+}
+const addProfile = $("#add-profile-field");
+if (addProfile) {
+  addProfile.addEventListener("click", () => {
+    const row = $("#profile-row").content.firstElementChild.cloneNode(true);
+    const kind = row.querySelector('[data-part="kind"]');
+    const showParts = () => row.querySelectorAll("[data-for]").forEach((el) => { el.hidden = el.dataset.for !== kind.value; });
+    kind.addEventListener("change", showParts);
+    row.querySelector('[data-part="remove"]').addEventListener("click", () => { row.remove(); addProfile.focus(); });
+    $("#profile-rows").append(row);
+    showParts();
+    row.querySelector('[data-part="label"]').focus();
+  });
+}
+
 // ----- new study, with a live preview of the allocation -----
 const create = $("#create-study");
 if (create) {
@@ -26,7 +62,7 @@ if (create) {
     const body = {
       pie_set_id: Number(f.get("pie_set_id")), cases_per_reader: Number(f.get("cases_per_reader")),
       pie_fraction: Number(f.get("pie_fraction")), overlap_cases: Number(f.get("overlap_cases")),
-      planned_readers: Number(f.get("planned_readers")),
+      planned_readers: Number(f.get("planned_readers")), practice_cases: Number(f.get("practice_cases") || 0),
     };
     if (f.get("seed")) body.seed = Number(f.get("seed"));
     return body;
@@ -36,6 +72,7 @@ if (create) {
       const p = await api("POST", "/api/studies/preview", design());
       $("#preview").textContent = `Each reader: ${p.pies_per_reader} PIEs + ${p.non_pies_per_reader} non-PIEs` +
         (p.overlap_pies + p.overlap_non_pies ? ` + ${p.overlap_pies + p.overlap_non_pies} shared` : "") +
+        (p.practice_cases ? `, after ${p.practice_cases} practice cases` : "") +
         `. The PIE set (${p.pool_pies} PIEs, ${p.pool_non_pies} non-PIEs) serves up to ${p.max_readers ?? "any number of"} readers.` +
         (p.feasible ? "" : ` Not enough: ${p.problem}`);
     } catch (err) { $("#preview").textContent = err.message; }
@@ -45,7 +82,9 @@ if (create) {
   create.addEventListener("submit", async (e) => {
     e.preventDefault();
     try {
-      const study = await api("POST", "/api/studies", { ...design(), name: new FormData(create).get("name") });
+      const study = await api("POST", "/api/studies", {
+        ...design(), name: new FormData(create).get("name"), profile_fields: profileFields(),
+      });
       window.location.href = `/studies/${study.id}`;
     } catch (err) { $("#preview").textContent = err.message; }
   });

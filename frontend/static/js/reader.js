@@ -9,6 +9,9 @@ const root = document.getElementById("reader");
 const $ = (id) => document.getElementById(id);
 const readerKey = root.dataset.readerKey;
 const total = Number(root.dataset.total);
+// Practice cases come first, positions 1..practiceCount: answered as any other, never counted.
+const practiceCount = Number(root.dataset.practice || 0);
+const caseName = (p) => (p <= practiceCount ? `Practice case ${p}` : `Case ${p}`);
 const queue = createQueue(readerKey);
 const QUESTIONS = ["agree", "quality", "difficulty"];
 const KNOWN_KEY = `piestudy.known.${readerKey}`;  // the answers last seen from the server
@@ -216,8 +219,9 @@ async function showCase(p) {
   position = p;
   root.dataset.position = String(p);
   root.dataset.ready = "false";
-  document.title = `Case ${p} / ${total} · piestudy`;
-  $("case-title").textContent = `Case ${p}`;
+  document.title = `${caseName(p)} / ${total} · piestudy`;
+  $("case-title").textContent = caseName(p);
+  $("practice-badge").hidden = p > practiceCount;
   $("progress-text").textContent = `${p} / ${total}`;
   $("image").alt = `Chest X-ray of case ${p}`;
   $("finished").hidden = true;
@@ -329,7 +333,7 @@ async function openCaseList() {
     const flag = Boolean(a.flagged);
     done += complete; flagged += flag;
     const button = Object.assign(document.createElement("button"), { type: "button", className: "link" });
-    button.textContent = `Case ${p}: ${complete ? "done" : "not done"}${flag ? ", flagged" : ""}`;
+    button.textContent = `${caseName(p)}: ${complete ? "done" : "not done"}${flag ? ", flagged" : ""}`;
     button.dataset.case = String(p);
     button.dataset.state = complete ? "done" : "not-done";
     if (flag) button.dataset.flagged = "true";

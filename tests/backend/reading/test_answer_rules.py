@@ -88,7 +88,13 @@ def test_a_flag_or_comment_alone_is_kept_but_starts_no_case(
     assert r.status_code == 200, r.text
     assert r.json()["answer"] | {"flagged": True, "comment": "rib fracture?"} == r.json()["answer"]
     case = c.get("/api/reader/cases").json()["cases"][1]
-    assert case == {"position": 2, "complete": False, "started": False, "flagged": True}
+    assert case == {
+        "position": 2,
+        "complete": False,
+        "started": False,
+        "flagged": True,
+        "practice": False,
+    }
     assert c.get("/api/reader/me").json()["progress"]["answered"] == 0
     post(c, 2, answer_id="flag-000002", agree=False, quality=2, difficulty=5)
     post(c, 2, answer_id="flag-000003", flagged=False)

@@ -42,8 +42,20 @@ def test_partial_then_complete(app: FastAPI, make_study: Callable[..., StudySetu
     assert body["answer"]["active_seconds"] == 9.25
     assert body["progress"]["answered"] == 1 and body["next_position"] == 2
     listed = c.get("/api/reader/cases").json()["cases"]
-    assert listed[0] == {"position": 1, "complete": True, "started": True, "flagged": False}
-    assert listed[1] == {"position": 2, "complete": False, "started": False, "flagged": False}
+    assert listed[0] == {
+        "position": 1,
+        "complete": True,
+        "started": True,
+        "flagged": False,
+        "practice": False,
+    }
+    assert listed[1] == {
+        "position": 2,
+        "complete": False,
+        "started": False,
+        "flagged": False,
+        "practice": False,
+    }
 
 
 def test_retry_is_idempotent(

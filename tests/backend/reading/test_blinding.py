@@ -117,7 +117,18 @@ def _subclasses(cls: type[BaseModel]) -> set[type[BaseModel]]:
 def test_walk_every_reader_route(
     app: FastAPI, session: Session, make_study: Callable[..., StudySetup]
 ) -> None:
-    s = make_study(readers=2, cases_per_reader=12, overlap_cases=4)
+    profile_fields = [
+        {"key": "years", "label": "Years reading chest X-rays", "kind": "integer", "minimum": 0},
+        {"key": "specialty", "label": "Specialty", "kind": "choice", "choices": ["Chest", "Other"]},
+    ]
+    s = make_study(
+        readers=2,
+        cases_per_reader=12,
+        overlap_cases=4,
+        practice_cases=2,
+        profile_fields=profile_fields,
+    )
+    n_cases = 12 + 4 + 2
     hidden = secrets_of(session, s.study_id)
     covered: set[tuple[str, str]] = set()
     responses: list[tuple[str, Response]] = []
@@ -131,6 +142,12 @@ def test_walk_every_reader_route(
         covered.add(("GET", "/api/reader/me"))
         responses.append(("cases", c.get("/api/reader/cases")))
         covered.add(("GET", "/api/reader/cases"))
+        profile = c.put(
+            "/api/reader/profile", json={"answers": {"years": 7 + index, "specialty": "Chest"}}
+        )
+        assert profile.status_code == 200, profile.text
+        responses.append(("profile", profile))
+        covered.add(("PUT", "/api/reader/profile"))
         by_group: dict[bool, list[tuple[str, frozenset[str], str, frozenset[str]]]] = {
             True: [],
             False: [],
@@ -146,7 +163,7 @@ def test_walk_every_reader_route(
             ).all()
         }
         session.rollback()
-        for position in range(1, 17):
+        for position in range(1, n_cases + 1):
             case = c.get(f"/api/reader/cases/{position}")
             image = c.get(f"/api/reader/cases/{position}/image")
             answer = c.post(
@@ -178,7 +195,7 @@ def test_walk_every_reader_route(
         assert by_group[True] and by_group[False]
         assert set(by_group[True]) == set(by_group[False])
         # the order does not put one group first
-        order = [truth[p] for p in range(1, 17)]
+        order = [truth[p] for p in range(1, n_cases + 1)]
         assert order != sorted(order) and order != sorted(order, reverse=True)
         responses.append(("end", c.delete("/api/reader/session")))
         covered.add(("DELETE", "/api/reader/session"))

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -12,7 +14,7 @@ from typer.testing import CliRunner
 from backend.auth.models import Role
 from backend.cli import app as cli
 from backend.config import Settings
-from backend.studies.models import StudyCase
+from backend.studies.models import Study, StudyCase
 from tests.backend.studies.helpers import check_invariants, reader_lists
 from tests.conftest import Users
 from tests.factories import make_dataset, make_pie_set
@@ -292,3 +294,34 @@ def test_cli_study_create_and_enroll(
         ],
     )
     assert r.exit_code == 2 and "too small" in r.output
+
+
+def test_cli_study_create_with_practice_cases_and_a_profile(
+    env_settings: Settings, users: Users, pie_set_id: int, session: Session, tmp_path: Path
+) -> None:
+    users.create("coco", Role.coordinator)
+    questions = tmp_path / "profile.json"
+    questions.write_text(
+        json.dumps([{"key": "years", "label": "Years of experience", "kind": "integer"}])
+    )
+    base = ["study", "create", "--pieset", str(pie_set_id), "--owner", "coco"]
+    runner = CliRunner()
+    r = runner.invoke(
+        cli,
+        [*base, "--name", "P", "--practice-cases", "2", "--profile-fields", str(questions)],
+    )
+    assert r.exit_code == 0, r.output
+    study = session.scalars(select(Study).where(Study.name == "P")).one()
+    assert study.practice_cases == 2
+    assert study.profile_fields[0]["key"] == "years"
+    practice = session.scalars(
+        select(StudyCase).where(StudyCase.study_id == study.id, StudyCase.practice.is_(True))
+    ).all()
+    assert len(practice) == 2 and all(c.reader_id is None for c in practice)
+    session.rollback()
+    questions.write_text(json.dumps([{"key": "years", "label": "Y", "kind": "date"}]))
+    r = runner.invoke(cli, [*base, "--name", "Q", "--profile-fields", str(questions)])
+    assert r.exit_code == 2 and "--profile-fields.0.kind" in r.output, r.output
+    questions.write_text("{not json")
+    r = runner.invoke(cli, [*base, "--name", "Q", "--profile-fields", str(questions)])
+    assert r.exit_code == 2 and "is not JSON" in r.output, r.output
