@@ -203,6 +203,23 @@ def _commit_and_close(session: Session) -> None:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
+async def get_read_session(request: Request) -> AsyncIterator[Session]:
+    """A session for a request that only reads, and may then work a while (an image rendered on
+    first use): on SQLite its transaction is deferred, so it never holds or waits for the write
+    lock that answer saves need, and it takes no admission slot (see get_session). Nothing it
+    does is committed."""
+    factory: sessionmaker[Session] = request.app.state.read_sessionmaker
+    session = factory()
+    try:
+        yield session
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(session.close)
+
+
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
+
+
 # Every id in a URL: database keys are 32-bit on every backend; larger numbers cannot name a row
 # (and must never reach the database driver, which refuses them with an error).
 MAX_ID = 2**31 - 1

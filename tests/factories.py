@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image as PILImage
 from sqlalchemy.orm import Session
 
@@ -111,3 +112,63 @@ def datasets_service_ids(session: Session, dataset: Dataset) -> list[str]:
     from backend.datasets import repository
 
     return list(repository.image_ids_by_external(session, dataset.id))
+
+
+def write_dicom(
+    path: Path,
+    pixels: np.ndarray,
+    *,
+    photometric: str = "MONOCHROME2",
+    bits_stored: int = 12,
+    rescale: tuple[float, float] | None = None,
+    window: tuple[float, float] | None = None,
+    voi_lut: tuple[int, int] | None = None,
+    spacing: tuple[float, float] | None = None,
+    patient: str = "Doe^Jane",
+) -> Path:
+    """A DICOM file as a modality writes one (uncompressed). pixels: uint16 [rows, columns], or
+    [frames, rows, columns], or [rows, columns, 3] with photometric RGB. voi_lut: (entries,
+    first mapped value) of a linear VOI LUT."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.PatientName = patient
+    ds.PatientID = "PID-" + patient.split("^")[0]
+    ds.InstitutionName = "St Example Hospital"
+    ds.Modality = "CR"
+    colour = photometric == "RGB"
+    frames = pixels.shape[0] if pixels.ndim == 3 and not colour else 1
+    ds.Rows, ds.Columns = pixels.shape[1:3] if frames > 1 else pixels.shape[:2]
+    if frames > 1:
+        ds.NumberOfFrames = frames
+    ds.SamplesPerPixel = 3 if colour else 1
+    if colour:
+        ds.PlanarConfiguration = 0
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated = 8 if colour else 16
+    ds.BitsStored = 8 if colour else bits_stored
+    ds.HighBit = ds.BitsStored - 1
+    ds.PixelRepresentation = 0
+    if rescale is not None:
+        ds.RescaleSlope, ds.RescaleIntercept = rescale
+    if window is not None:
+        ds.WindowCenter, ds.WindowWidth = window
+    if voi_lut is not None:
+        entries, first = voi_lut
+        item = Dataset()
+        item.LUTDescriptor = [entries, first, 16]
+        item.LUTData = np.linspace(0, 65535, entries).round().astype(np.uint16).tobytes()
+        ds.VOILUTSequence = [item]
+    if spacing is not None:
+        ds.PixelSpacing = list(spacing)
+    ds.PixelData = pixels.astype(np.uint8 if colour else np.uint16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path

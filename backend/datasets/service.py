@@ -19,6 +19,7 @@ from ml.data.labels import (
     patient_leakage,
     read_labels,
     resolve_image,
+    unreadable_images,
 )
 from ml.fileio import sha256_file
 
@@ -66,6 +67,7 @@ def import_dataset(
     problems = [
         *table.problems,
         *missing_images(table.records, image_dir),
+        *unreadable_images(table.records, image_dir),
         *patient_leakage(table.records),
     ]
     if not table.records and not problems:

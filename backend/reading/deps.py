@@ -6,9 +6,10 @@ import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
+from sqlalchemy.orm import Session
 
 from backend.config import Settings
-from backend.db import SessionDep
+from backend.db import ReadSessionDep, SessionDep
 from backend.errors import UnauthorizedError
 from backend.reading import service
 from backend.reading.schemas import READER_KEY_HEADER
@@ -35,6 +36,15 @@ def signed_in_reader(request: Request, session: SessionDep) -> Reader | None:
 
 
 def current_reader(request: Request, session: SessionDep) -> Reader:
+    return _reader_of(request, session)
+
+
+def reading_reader(request: Request, session: ReadSessionDep) -> Reader:
+    """current_reader, through a read-only session (for the image routes)."""
+    return _reader_of(request, session)
+
+
+def _reader_of(request: Request, session: Session) -> Reader:
     """The reader of this request's session. A browser holds one reader session, whoever's
     link was opened last there; a reading page says whose it is with the x-reader-key header,
     and a page of another reader (a tab left open on a shared workstation) is refused, so that
@@ -78,4 +88,5 @@ def current_reader_page(request: Request, session: SessionDep) -> Reader:
 
 
 CurrentReader = Annotated[Reader, Depends(current_reader)]
+ReadingReader = Annotated[Reader, Depends(reading_reader)]
 ReaderPage = Annotated[Reader, Depends(current_reader_page)]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import mimetypes
 import os
 from email.utils import format_datetime
 from typing import Annotated, Literal
@@ -13,9 +12,10 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from backend.config import Settings
-from backend.db import SessionDep
+from backend.db import ReadSessionDep, SessionDep
+from backend.derivatives import DISPLAY, FULL
 from backend.reading import service
-from backend.reading.deps import READER_COOKIE, CurrentReader, set_reader_cookie
+from backend.reading.deps import READER_COOKIE, CurrentReader, ReadingReader, set_reader_cookie
 from backend.reading.schemas import (
     MAX_POSITION,
     AnswerIn,
@@ -24,6 +24,7 @@ from backend.reading.schemas import (
     ProfileIn,
     ReaderCase,
     ReaderMe,
+    ReaderRendering,
     SessionRequest,
 )
 
@@ -80,21 +81,31 @@ def get_case(
     return service.get_case(session, reader, position, record_view=not prefetch)
 
 
+@router.get("/cases/{position}/rendering", response_model=ReaderRendering)
+def case_rendering(
+    position: Position, request: Request, session: ReadSessionDep, reader: ReadingReader
+) -> ReaderRendering:
+    """How to window the case's full rendering (made on first use, outside the write lock)."""
+    settings: Settings = request.app.state.settings
+    return service.case_rendering(session, reader, position, settings.resolved_media_dir)
+
+
 @router.get("/cases/{position}/image", response_class=FileResponse)
 def case_image(
     position: Position,
     request: Request,
-    session: SessionDep,
-    reader: CurrentReader,
+    session: ReadSessionDep,
+    reader: ReadingReader,
     size: Annotated[
-        Literal["full", "display"], Query(description="display: at most 1024 px")
+        Literal["full", "display"],
+        Query(description="full: the 16-bit full-range rendering; display: 8-bit, ≤ 1024 px"),
     ] = "full",
 ) -> Response:
+    """A rendering of the case's image, never the dataset's file: no metadata, a name that
+    says nothing. Made on first use, through a read-only session (no write lock held)."""
     settings: Settings = request.app.state.settings
-    if size == "display":
-        path = service.case_display_path(session, reader, position, settings.resolved_media_dir)
-    else:
-        path = service.case_image_path(session, reader, position)
+    kind = DISPLAY if size == "display" else FULL
+    path = service.case_image_path(session, reader, position, kind, settings.resolved_media_dir)
     study = reader.study
     stat = os.stat(path)
     # An opaque validator: it changes when the file does, and says nothing about the image.
@@ -113,7 +124,7 @@ def case_image(
     }
     if etag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
         return Response(status_code=304, headers=headers)
-    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    media_type = "image/png"
     return FileResponse(path, media_type=media_type, headers=headers, stat_result=stat)
 
 

@@ -131,6 +131,23 @@ class ReaderCase(ReaderSchema):
     next_position: int | None
 
 
+class ReaderRendering(ReaderSchema):
+    """The case's full-range rendering (a 16-bit PNG at image_url) and how to window it: a
+    grey level g stands for the value slope * g + intercept of the image's own units (slope < 0
+    where the source is MONOCHROME1); the default window is in those units. pixel_spacing_mm is
+    (row, column), None where the image gives none (or 0): distances are then in pixels."""
+
+    image_url: str
+    columns: int
+    rows: int
+    slope: float
+    intercept: float
+    window_center: float
+    window_width: float
+    pixel_spacing_mm: list[float] | None = Field(min_length=2, max_length=2)
+    bits_stored: int
+
+
 class AnswerIn(ReaderSchema):
     """One save. Fields left out (or null) are not given in this save: partial answers are fine,
     but a save must give at least one answer, the flag or the comment. Types are strict: agree

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.auth.tokens import hash_token, new_token
-from backend.derivatives import DISPLAY, derived_image
+from backend.derivatives import Kind, derived_image, rendering
 from backend.errors import AppError, ConflictError, NotFoundError
 from backend.reading import repository
 from backend.reading.models import Answer, AnswerRevision, ReaderSession
@@ -28,11 +31,16 @@ from backend.reading.schemas import (
     Question,
     ReaderCase,
     ReaderMe,
+    ReaderRendering,
 )
 from backend.studies import profile
 from backend.studies.models import Assignment, Reader, Study, StudyStatus
 from backend.timeutil import utcnow
 from ml.data.labels import resolve_image
+from ml.data.radiograph import ImageReadError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 QUESTIONS = [
     Question(
@@ -222,13 +230,46 @@ def get_case(
     )
 
 
-def case_image_path(session: Session, reader: Reader, position: int) -> Path:
+class ImageUnavailableError(AppError):
+    status_code = 503
+
+
+def _case_source(session: Session, reader: Reader, position: int) -> tuple[Path, int]:
+    """The dataset's file of a case (never sent to a reader) and the image's database id."""
     assignment = _assignment(session, reader, position)
     image, dataset, _ = repository.case_image(session, assignment.id)
     path = resolve_image(Path(dataset.image_root), image.file_path)
     if path is None or not path.is_file():
         raise NotFoundError("the image of this case is not available; tell the study coordinator")
-    return path
+    return path, image.id
+
+
+def _rendered(make: Callable[[Path], T], source: Path, image_id: int) -> T:
+    try:
+        return make(source)
+    except (ImageReadError, OSError) as exc:
+        # Neither the file's name nor the decoder's words go to the log or the reader: either
+        # could carry a patient's name. The image id finds the file for the coordinator.
+        log.error("image %d cannot be rendered for a reader (%s)", image_id, type(exc).__name__)
+        raise ImageUnavailableError(
+            "the image of this case cannot be shown; tell the study coordinator"
+        ) from None
+
+
+def case_image_path(
+    session: Session, reader: Reader, position: int, kind: Kind, media_dir: Path
+) -> Path:
+    """A rendering of the case's image (FULL or DISPLAY), made on first use."""
+    source, image_id = _case_source(session, reader, position)
+    return _rendered(lambda p: derived_image(p, kind, media_dir), source, image_id)
+
+
+def case_rendering(
+    session: Session, reader: Reader, position: int, media_dir: Path
+) -> ReaderRendering:
+    source, image_id = _case_source(session, reader, position)
+    info = asdict(_rendered(lambda p: rendering(p, media_dir), source, image_id))
+    return ReaderRendering(image_url=f"/api/reader/cases/{position}/image?size=full", **info)
 
 
 NOTE_FIELDS = ("flagged", "comment")
@@ -367,7 +408,3 @@ def save_answer(session: Session, reader: Reader, position: int, data: AnswerIn)
         replayed=replayed,
         superseded=sorted(stale),
     )
-
-
-def case_display_path(session: Session, reader: Reader, position: int, media_dir: Path) -> Path:
-    return derived_image(case_image_path(session, reader, position), DISPLAY, media_dir)

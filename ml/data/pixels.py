@@ -4,6 +4,7 @@ images (no torch here: the server imports it on every request that makes a deriv
 8-bit grayscale and RGB images are converted as Pillow does. Images of more than 8 bits (16-bit
 PNG, 32-bit integer or float TIFF) are scaled from their own darkest to their brightest pixel:
 Pillow's own conversion clips them at 255, which turns most of a 12- or 16-bit radiograph white.
+DICOM files are shown through their default window (ml.data.radiograph), MONOCHROME1 inverted.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+from ml.data.radiograph import WIDE_MODES, apply_window, is_dicom, read_dicom
 
 
 def to_gray8(img: Image.Image) -> Image.Image:
@@ -29,5 +30,8 @@ def to_gray8(img: Image.Image) -> Image.Image:
 
 
 def read_gray8(path: Path) -> Image.Image:
+    if is_dicom(path):
+        r = read_dicom(path)
+        return Image.fromarray(apply_window(r.values, r.window, r.invert), mode="L")
     with Image.open(path) as img:
         return to_gray8(img)

@@ -57,6 +57,7 @@ __all__ = [
     "require_ok",
     "resolve_image",
     "split_from_file_name",
+    "unreadable_images",
 ]
 
 
@@ -221,3 +222,30 @@ def missing_images(records: Sequence[LabelRecord], image_dir: Path) -> list[Labe
                 )
             )
     return problems
+
+
+def unreadable_images(
+    records: Sequence[LabelRecord], image_dir: Path, workers: int | None = None
+) -> list[LabelProblem]:
+    """Every listed image that exists is opened and decoded (PNG, JPEG, TIFF, DICOM); each one
+    that cannot be read is a problem naming its file and the reason. Decoding runs on a thread
+    pool (the decoders release the GIL)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ml.data.radiograph import check_image
+
+    found = []
+    for r in records:
+        resolved = resolve_image(image_dir, r.path)
+        if resolved is not None and resolved.is_file():
+            found.append((r, resolved))
+    if not found:
+        return []
+    with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
+        reasons = list(pool.map(lambda item: check_image(item[1]), found))
+    return [
+        LabelProblem(r.source, r.line, "image", f"image file {r.path!r} cannot be read: {why}")
+        for (r, _), why in zip(found, reasons, strict=True)
+        if why is not None
+    ]

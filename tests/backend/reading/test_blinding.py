@@ -166,6 +166,9 @@ def test_walk_every_reader_route(
         for position in range(1, n_cases + 1):
             case = c.get(f"/api/reader/cases/{position}")
             image = c.get(f"/api/reader/cases/{position}/image")
+            rendering = c.get(f"/api/reader/cases/{position}/rendering")
+            assert rendering.status_code == 200, rendering.text
+            responses.append(("rendering", rendering))
             answer = c.post(
                 f"/api/reader/cases/{position}/answer",
                 json={
@@ -189,6 +192,7 @@ def test_walk_every_reader_route(
         covered |= {
             ("GET", "/api/reader/cases/{position}"),
             ("GET", "/api/reader/cases/{position}/image"),
+            ("GET", "/api/reader/cases/{position}/rendering"),
             ("POST", "/api/reader/cases/{position}/answer"),
         }
         # PIE and non-PIE cases are indistinguishable in structure and headers

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import gc
+import io
 import tracemalloc
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image as PILImage
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
@@ -29,11 +31,13 @@ pytestmark = pytest.mark.database
 def big_dataset(session: Session, root: Path, n: int) -> int:
     images = root / "imgs"
     images.mkdir()
+    png = io.BytesIO()
+    PILImage.new("L", (8, 8), 90).save(png, format="PNG")  # the import opens every image
     with (root / "labels.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["image", "labels"])
         for i in range(n):
-            (images / f"i{i:05d}.png").touch()
+            (images / f"i{i:05d}.png").write_bytes(png.getvalue())
             w.writerow([f"i{i:05d}.png", "A" if i % 3 else "B"])
     ds = datasets_service.import_dataset(
         session, name="big", fmt="plain", labels_files=[root / "labels.csv"], image_dir=images
