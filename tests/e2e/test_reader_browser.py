@@ -67,7 +67,7 @@ def test_reader_answers_all_forty_cases_with_the_keyboard(
         assert page.url.endswith(f"/read/cases/{position}")
         answer_with_keys(page, "y3e" if position % 2 else "n4w")
         if position == 1:
-            wait_until(page, "document.getElementById('image').naturalWidth > 0")
+            wait_until(page, "document.getElementById('image').width > 0")
             screenshot(page, "reader-case")
             page.keyboard.press("?")
             assert page.is_visible("#help")

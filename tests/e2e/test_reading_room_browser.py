@@ -271,7 +271,7 @@ def test_five_cases_read_offline_arrive_once_back_online(
     for position in range(1, 6):
         page.wait_for_selector(f"#reader[data-ready=true][data-position='{position}']")
         page.wait_for_selector("#reader[data-image=shown]")
-        assert page.evaluate("document.getElementById('image').naturalWidth") > 0
+        assert page.evaluate("document.getElementById('image').width") > 0
         for k in ("y", str(position), "qwert"[position - 1]):
             page.keyboard.press(k)
         page.keyboard.press("Enter")

@@ -17,15 +17,26 @@ const QUESTIONS = ["agree", "quality", "difficulty"];
 const KNOWN_KEY = `piestudy.known.${readerKey}`;  // the answers last seen from the server
 const timeKey = (p) => `piestudy.activeMs.${readerKey}.${p}`;
 const viewer = initViewer({
-  async loadFull() {  // the full-size image: from the network only (it is not kept offline)
+  // The full rendering (16-bit) and how to window it: the next case's is fetched ahead.
+  async loadFull() {
+    const p = position;
     try {
-      const response = await readerFetch(readerKey, `/api/reader/cases/${position}/image`);
-      if (response.ok) return response.blob();
-    } catch (err) { /* offline */ }
-    showMessage("The full-size image cannot be loaded now; the display copy stays.");
+      const [info, image] = await Promise.all([
+        cachedGet(`/api/reader/cases/${p}/rendering`), cachedGet(`/api/reader/cases/${p}/image?size=full`),
+      ]);
+      if (info && info.ok && image && image.ok) return { info: await info.json(), image: await image.blob() };
+    } catch (err) { /* offline and not fetched before */ }
+    if (p === position) showMessage("The full-range image cannot be loaded now: the display copy is shown, without window/level.");
     return null;
   },
 });
+// Fetch a case's full rendering ahead (the next case's), so that it shows at once.
+async function prefetchFull(p) {
+  if (p > total) return;
+  for (const url of [`/api/reader/cases/${p}/rendering`, `/api/reader/cases/${p}/image?size=full`]) {
+    try { if (!(await cacheMatch(url))) await cachedGet(url); } catch (err) { return; }
+  }
+}
 $("answers").addEventListener("submit", (event) => event.preventDefault());  // answers save as given
 
 let position = Number(root.dataset.position);
@@ -223,7 +234,7 @@ async function showCase(p) {
   $("case-title").textContent = caseName(p);
   $("practice-badge").hidden = p > practiceCount;
   $("progress-text").textContent = `${p} / ${total}`;
-  $("image").alt = `Chest X-ray of case ${p}`;
+  $("image").setAttribute("aria-label", `Chest X-ray of ${caseName(p).toLowerCase()}`);
   $("finished").hidden = true;
   startTiming();
   imageShown = false;
@@ -274,6 +285,7 @@ async function showImage(p, token) {
   imageShown = true;
   root.dataset.image = "shown";
   refresh();
+  prefetchFull(p + 1);
 }
 function imageFailed(why) {
   imageShown = false;
@@ -364,9 +376,15 @@ document.addEventListener("keydown", (e) => {
     if (e.key === "?" && $("help").open) { e.preventDefault(); $("help").close(); }
     return;  // a dialog has the keyboard; Esc closes it
   }
-  if (t instanceof HTMLTextAreaElement || (t instanceof HTMLInputElement && t.type === "text")) {
-    if (e.key === "Escape") t.blur();  // typing a comment: the keys are letters
+  if (t instanceof HTMLTextAreaElement || t instanceof HTMLSelectElement
+      || (t instanceof HTMLInputElement && (t.type === "text" || t.type === "number"))) {
+    if (e.key === "Escape") t.blur();  // typing a comment or a window: the keys are its own
     return;
+  }
+  // The distance tool takes the arrows, Enter and Esc while it is on; Shift + arrows pan.
+  if ((viewer.modal() && ["ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown", "Enter", "Escape"].includes(e.key))
+      || (e.shiftKey && e.key.startsWith("Arrow"))) {
+    if (viewer.key(e.key.toLowerCase(), e)) { e.preventDefault(); return; }
   }
   const onRadio = t instanceof HTMLInputElement && t.type === "radio";
   const onRange = t instanceof HTMLInputElement && t.type === "range";
@@ -393,7 +411,7 @@ document.addEventListener("keydown", (e) => {
   else if (k === "c") $("comment").focus();
   else if (k === "l") openCaseList();
   else if (k === "?") $("help").showModal();
-  else if (viewer.key(k)) { /* a viewer key */ }
+  else if (viewer.key(k, e)) { /* a viewer key */ }
   else return;
   e.preventDefault();
 });
