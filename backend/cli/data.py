@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -132,6 +132,15 @@ def pieset_list() -> None:
         console.print(table)
 
 
+def _json_file(path: Path | None, option: str) -> Any:
+    if path is None:
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise fail(f"{option}: {path} is not JSON ({exc})") from exc
+
+
 @study_app.command("create")
 def study_create(
     name: Annotated[str, typer.Option()],
@@ -152,6 +161,15 @@ def study_create(
             dir_okay=False,
         ),
     ] = None,
+    window_presets: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON file: the viewer's window presets"
+            ' ({"key", "label", "center", "width"} or {..., "from_percentile", "to_percentile"})',
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
     readers: Annotated[
         int, typer.Option(help="planned number of readers (checked against the pool)")
     ] = 6,
@@ -161,12 +179,8 @@ def study_create(
     from backend.studies import service as studies_service
     from backend.studies.schemas import StudyCreate
 
-    questions = []
-    if profile_fields is not None:
-        try:
-            questions = json.loads(profile_fields.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise fail(f"--profile-fields: {profile_fields} is not JSON ({exc})") from exc
+    questions = _json_file(profile_fields, "--profile-fields") or []
+    presets = _json_file(window_presets, "--window-presets")
     try:
         data = StudyCreate(
             name=name,
@@ -178,6 +192,7 @@ def study_create(
             planned_readers=readers,
             seed=seed,
             profile_fields=questions,
+            window_presets=presets,
         )
     except ValidationError as exc:
         first = exc.errors()[0]

@@ -47,7 +47,8 @@ def case_page(
     if position > me.progress.total or not me.accepting_answers or me.profile_needed:
         # the welcome page says why a draft or closed study cannot be read, or asks the profile
         return RedirectResponse("/read", status_code=303)
-    context = {"me": me, "position": position, "questions": service.QUESTIONS}
+    presets = [p.model_dump(exclude_none=True) for p in me.window_presets]
+    context = {"me": me, "position": position, "questions": service.QUESTIONS, "presets": presets}
     return templates.TemplateResponse(request, "reader/case.html", context)
 
 

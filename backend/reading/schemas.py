@@ -66,6 +66,17 @@ class ProfileQuestion(ReaderSchema):
     choices: list[str]
 
 
+class ReaderPreset(ReaderSchema):
+    """A window preset of the viewer (backend.studies.presets.WindowPreset)."""
+
+    key: str
+    label: str
+    center: float | None = None
+    width: float | None = None
+    from_percentile: float | None = None
+    to_percentile: float | None = None
+
+
 class ReaderMe(ReaderSchema):
     allowed_fields: ClassVar[frozenset[str]] = frozenset({"profile_questions", "profile_needed"})
     reader_key: str  # opaque; keys this reader's answers and cache in the browser
@@ -80,6 +91,7 @@ class ReaderMe(ReaderSchema):
     practice_cases: int  # the first this many cases are practice: not counted in the study
     profile_questions: list[ProfileQuestion]
     profile_needed: bool  # the study asks for a profile and this reader has not given it
+    window_presets: list[ReaderPreset]  # after the file's own window, which always comes first
 
 
 class ProfileIn(ReaderSchema):

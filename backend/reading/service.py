@@ -31,10 +31,12 @@ from backend.reading.schemas import (
     Question,
     ReaderCase,
     ReaderMe,
+    ReaderPreset,
     ReaderRendering,
 )
 from backend.studies import profile
 from backend.studies.models import Assignment, Reader, Study, StudyStatus
+from backend.studies.presets import presets_of
 from backend.timeutil import utcnow
 from ml.data.labels import resolve_image
 from ml.data.radiograph import ImageReadError
@@ -163,6 +165,7 @@ def me(session: Session, reader: Reader) -> ReaderMe:
         practice_cases=sum(c.practice for c in states),
         profile_questions=[ProfileQuestion(**f.model_dump()) for f in fields],
         profile_needed=bool(fields) and reader.profile_at is None,
+        window_presets=[ReaderPreset(**p.model_dump()) for p in presets_of(study.window_presets)],
     )
 
 

@@ -54,6 +54,8 @@ class Study(Base):
     planned_readers: Mapped[int] = mapped_column(default=6)
     # Cases every reader reads first, to learn the screen; never exported or counted.
     practice_cases: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The viewer's window presets (backend.studies.presets); None: the default ones.
+    window_presets: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     # The questions each reader answers once about themselves (backend.studies.profile).
     profile_fields: Mapped[list[dict[str, Any]]] = mapped_column(
         JSON, default=list, server_default="[]"

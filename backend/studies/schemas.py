@@ -6,11 +6,14 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from backend.studies.models import StudyStatus
+from backend.studies.presets import WindowPreset, check_presets
 from backend.studies.profile import ProfileField, check_fields
 
 PRACTICE_CASES_MAX = 50
 # A study's profile questions: distinct keys, at most PROFILE_FIELDS_MAX of them.
 ProfileFieldList = Annotated[list[ProfileField], AfterValidator(check_fields)]
+# The viewer's window presets: distinct keys, at most PRESETS_MAX of them.
+PresetList = Annotated[list[WindowPreset], AfterValidator(check_presets)]
 
 
 class DesignFields(BaseModel):
@@ -34,6 +37,9 @@ class StudyCreate(DesignFields):
     profile_fields: ProfileFieldList = Field(
         default_factory=list, description="questions each reader answers once about themselves"
     )
+    window_presets: PresetList | None = Field(
+        default=None, description="the viewer's window presets; none given: lung, mediastinum, bone"
+    )
 
 
 class StudyUpdate(BaseModel):
@@ -41,6 +47,9 @@ class StudyUpdate(BaseModel):
     allow_answer_changes: bool | None = None
     profile_fields: ProfileFieldList | None = Field(
         default=None, description="only while no reader has given a profile"
+    )
+    window_presets: PresetList | None = Field(
+        default=None, description="the viewer's window presets (they apply from the next case)"
     )
 
 
@@ -83,6 +92,7 @@ class StudyRead(BaseModel):
     status: StudyStatus
     allow_answer_changes: bool
     profile_fields: list[ProfileField]
+    window_presets: list[WindowPreset] | None
     created_at: datetime
     opened_at: datetime | None
     closed_at: datetime | None

@@ -6,6 +6,7 @@ import secrets
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -21,6 +22,7 @@ from backend.piesets.service import get_pie_set
 from backend.studies import allocation, repository
 from backend.studies.allocation import AllocationError, Design
 from backend.studies.models import Reader, Study, StudyMember, StudyStatus
+from backend.studies.presets import WindowPreset
 from backend.studies.repository import AssignedCase
 from backend.studies.schemas import (
     AllocationPreview,
@@ -103,6 +105,10 @@ def preview(session: Session, pie_set_id: int, fields: DesignFields) -> Allocati
     )
 
 
+def _stored_presets(presets: list[WindowPreset] | None) -> list[dict[str, Any]] | None:
+    return None if presets is None else [p.model_dump(exclude_none=True) for p in presets]
+
+
 def create_study(session: Session, owner: User, data: StudyCreate) -> Study:
     pie_set = get_pie_set(session, data.pie_set_id)
     seed = data.seed if data.seed is not None else secrets.randbelow(2**31)
@@ -126,6 +132,7 @@ def create_study(session: Session, owner: User, data: StudyCreate) -> Study:
         seed=seed,
         allow_answer_changes=data.allow_answer_changes,
         profile_fields=[f.model_dump() for f in data.profile_fields],
+        window_presets=_stored_presets(data.window_presets),
     )
     repository.add(session, study)
     pie_order = allocation.shuffled(pies, seed, "pies")
@@ -180,6 +187,8 @@ def update_study(session: Session, study: Study, data: StudyUpdate) -> Study:
                 "profile_fields: readers have given their profile; the questions cannot change"
             )
         study.profile_fields = [f.model_dump() for f in data.profile_fields]
+    if data.window_presets is not None:
+        study.window_presets = _stored_presets(data.window_presets)
     session.flush()
     return study
 

@@ -28,11 +28,11 @@ from tests.factories import make_pie_set, make_user, write_dicom
 @pytest.fixture
 def dicom_reader(
     session: Session, tmp_path: Path, live_server: LiveServer, shared_data: Path
-) -> Callable[[], tuple[str, dict[str, int], Path]]:
+) -> Callable[..., tuple[str, dict[str, int], Path]]:
     """An open study of the shared chest and five generated radiographs (spacing 0.2 mm): the
     reader's link, each image's position, and the image folder."""
 
-    def build() -> tuple[str, dict[str, int], Path]:
+    def build(presets: list[dict[str, Any]] | None = None) -> tuple[str, dict[str, int], Path]:
         images = tmp_path / "images"
         images.mkdir()
         shutil.copy(shared_data / "dicom" / "RG1_UNCR.dcm", images / "chest.dcm")
@@ -56,7 +56,12 @@ def dicom_reader(
             session,
             owner,
             StudyCreate(
-                name="Viewer", pie_set_id=ps.id, planned_readers=1, seed=2, cases_per_reader=6
+                name="Viewer",
+                pie_set_id=ps.id,
+                planned_readers=1,
+                seed=2,
+                cases_per_reader=6,
+                window_presets=presets,
             ),
         )
         enrolled = studies_service.enroll_readers(session, study.id, owner, ["Dr V"])[0]
@@ -112,7 +117,7 @@ def fitted(page: Any) -> bool:
 
 
 def test_window_level_works_on_the_image_data(
-    browser: Any, dicom_reader: Callable[[], tuple[str, dict[str, int], Path]]
+    browser: Any, dicom_reader: Callable[..., tuple[str, dict[str, int], Path]]
 ) -> None:
     link, positions, images = dicom_reader()
     context = browser.new_context(viewport={"width": 1280, "height": 800})
@@ -168,7 +173,7 @@ def test_window_level_works_on_the_image_data(
 @pytest.mark.parametrize(("width", "height"), [(1280, 800), (3840, 2160)])
 def test_lung_window_and_a_measurement_at_desk_and_4k_sizes(
     browser: Any,
-    dicom_reader: Callable[[], tuple[str, dict[str, int], Path]],
+    dicom_reader: Callable[..., tuple[str, dict[str, int], Path]],
     width: int,
     height: int,
 ) -> None:
@@ -197,7 +202,7 @@ def test_lung_window_and_a_measurement_at_desk_and_4k_sizes(
 
 
 def test_distance_in_mm_by_keyboard_actual_size_and_reset_or_pin_across_cases(
-    browser: Any, dicom_reader: Callable[[], tuple[str, dict[str, int], Path]]
+    browser: Any, dicom_reader: Callable[..., tuple[str, dict[str, int], Path]]
 ) -> None:
     link, positions, _ = dicom_reader()
     context = browser.new_context(viewport={"width": 1280, "height": 800})
@@ -254,4 +259,30 @@ def test_distance_in_mm_by_keyboard_actual_size_and_reset_or_pin_across_cases(
         f"""(async () => {{ const c = await caches.open('piestudy-reader-{key}');
              return Boolean(await c.match('/api/reader/cases/{first + 3}/image?size=full')); }})()""",
     )
+    context.close()
+
+
+def test_a_study_sets_its_own_window_presets(
+    browser: Any, dicom_reader: Callable[..., tuple[str, dict[str, int], Path]]
+) -> None:
+    presets = [
+        {"key": "soft", "label": "Soft tissue (CR units)", "center": 20000, "width": 9000},
+        {"key": "dense", "label": "Dense", "from_percentile": 80, "to_percentile": 100},
+    ]
+    link, positions, _ = dicom_reader(presets)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    open_full(page, link, positions["chest.dcm"])
+    options = page.eval_on_selector_all(
+        "#preset option:not([disabled])", "os => os.map(o => o.textContent)"
+    )
+    assert options == ["File default", "Soft tissue (CR units)", "Dense"]
+    page.select_option("#preset", "soft")
+    assert page.get_attribute("#stage", "data-window") == "20000/9000"
+    page.focus("#stage")
+    page.keyboard.press("p")
+    assert page.input_value("#preset") == "dense"
+    page.keyboard.press("p")
+    assert page.input_value("#preset") == "default"
+    assert page.get_attribute("#stage", "data-window") == "15000/30000"
     context.close()

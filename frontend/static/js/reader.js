@@ -3,7 +3,7 @@
 // copies when it is not, so that reading goes on offline; answers go through queue.js, which
 // keeps them until they are delivered, as this reader and no other.
 import { createQueue, newId, readerFetch } from "./queue.js";
-import { initViewer } from "./viewer.js";
+import { initViewer, viewerPresets } from "./viewer.js";
 
 const root = document.getElementById("reader");
 const $ = (id) => document.getElementById(id);
@@ -17,6 +17,7 @@ const QUESTIONS = ["agree", "quality", "difficulty"];
 const KNOWN_KEY = `piestudy.known.${readerKey}`;  // the answers last seen from the server
 const timeKey = (p) => `piestudy.activeMs.${readerKey}.${p}`;
 const viewer = initViewer({
+  presets: viewerPresets(JSON.parse(root.dataset.presets || "[]")),
   // The full rendering (16-bit) and how to window it: the next case's is fetched ahead.
   async loadFull() {
     const p = position;

@@ -67,16 +67,16 @@ export function windowLut(center, width, slope, intercept, invert) {
   return lut;
 }
 
-// Window presets for radiographs: ranges of the image's own grey levels (percentiles), since a
-// projection radiograph has no fixed units (a CT's lung window means nothing on a CR).
-export const PRESETS = [
-  { key: "default", label: "File default" },
-  { key: "lung", label: "Lung", from: 0.02, to: 0.6 },
-  { key: "mediastinum", label: "Mediastinum", from: 0.35, to: 0.95 },
-  { key: "bone", label: "Bone", from: 0.6, to: 0.998 },
-];
+// Window presets: the file's own window first, then the study's (backend.studies.presets):
+// absolute ones (a centre and width in the images' units) or ranges of each image's own grey
+// levels (percentiles), as projection radiographs have no fixed units.
+export function viewerPresets(study = []) {
+  return [{ key: "default", label: "File default" }, ...study.map((p) => (
+    p.center !== undefined ? { key: p.key, label: p.label, center: p.center, width: p.width }
+      : { key: p.key, label: p.label, from: p.from_percentile / 100, to: p.to_percentile / 100 }))];
+}
 
-export function initViewer({ loadFull, presets = PRESETS } = {}) {
+export function initViewer({ loadFull, presets = viewerPresets() } = {}) {
   const $ = (id) => document.getElementById(id);
   const stage = $("stage");
   const canvas = $("image");

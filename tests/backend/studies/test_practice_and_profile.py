@@ -298,3 +298,38 @@ def test_profile_questions_can_change_until_answered_and_a_study_without_asks_no
     assert r.status_code == 200, r.text
     assert [f["key"] for f in r.json()["profile_fields"]] == ["years", "specialty", "site"]
     assert c.get("/api/reader/me").json()["profile_needed"] is True
+
+
+def test_window_presets_are_checked_and_reach_the_reader(
+    app: FastAPI, client: TestClient, make_study: Callable[..., StudySetup]
+) -> None:
+    s = make_study(readers=1, cases_per_reader=4)
+    me = s.reader_client(app, 0).get("/api/reader/me").json()
+    assert [p["key"] for p in me["window_presets"]] == ["lung", "mediastinum", "bone"]
+    bad: list[tuple[list[dict[str, Any]], str]] = [
+        ([{"key": "a", "label": "A", "center": 1}], "give center and width"),
+        ([{"key": "a", "label": "A", "center": 1, "width": 2, "from_percentile": 3}], "give"),
+        ([{"key": "a", "label": "A", "from_percentile": 50, "to_percentile": 10}], "below"),
+        ([{"key": "a", "label": "A", "center": 1, "width": 0}], "window_presets.0.width"),
+        ([{"key": "default", "label": "A", "center": 1, "width": 9}], "always the first"),
+        ([{"key": "a", "label": "A", "center": 1, "width": 9}] * 2, "key used twice: a"),
+    ]
+    for presets, problem in bad:
+        r = client.patch(
+            f"/api/studies/{s.study_id}", json={"window_presets": presets}, headers=s.coordinator
+        )
+        assert r.status_code == 422, presets
+        assert problem in r.text, r.text
+    mine = [
+        {"key": "soft", "label": "Soft", "center": 40, "width": 400},
+        {"key": "dense", "label": "Dense", "from_percentile": 80, "to_percentile": 100},
+    ]
+    r = client.patch(
+        f"/api/studies/{s.study_id}", json={"window_presets": mine}, headers=s.coordinator
+    )
+    assert r.status_code == 200, r.text
+    me = s.reader_client(app, 0).get("/api/reader/me").json()
+    assert [(p["key"], p["center"], p["from_percentile"]) for p in me["window_presets"]] == [
+        ("soft", 40, None),
+        ("dense", None, 80),
+    ]

@@ -306,14 +306,20 @@ def test_cli_study_create_with_practice_cases_and_a_profile(
     )
     base = ["study", "create", "--pieset", str(pie_set_id), "--owner", "coco"]
     runner = CliRunner()
+    presets = tmp_path / "presets.json"
+    presets.write_text(json.dumps([{"key": "soft", "label": "Soft", "center": 40, "width": 400}]))
     r = runner.invoke(
         cli,
-        [*base, "--name", "P", "--practice-cases", "2", "--profile-fields", str(questions)],
-    )
+        [
+            *base, "--name", "P", "--practice-cases", "2", "--profile-fields", str(questions),
+            "--window-presets", str(presets),
+        ],
+    )  # fmt: skip
     assert r.exit_code == 0, r.output
     study = session.scalars(select(Study).where(Study.name == "P")).one()
     assert study.practice_cases == 2
     assert study.profile_fields[0]["key"] == "years"
+    assert study.window_presets == [{"key": "soft", "label": "Soft", "center": 40, "width": 400}]
     practice = session.scalars(
         select(StudyCase).where(StudyCase.study_id == study.id, StudyCase.practice.is_(True))
     ).all()
