@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     max_request_mb: int = Field(
         default=100, ge=1, le=10_000, description="larger request bodies are refused with 413"
     )
+    prerender: bool = Field(
+        default=True,
+        description="make every image's reader renderings when its study opens or gains readers"
+        " (in the background), so that no reader waits for one",
+    )
     db_slots: int | None = Field(
         default=None, ge=1, le=10,
         description="requests that may hold a database session at once (the rest queue); "

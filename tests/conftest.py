@@ -69,6 +69,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         var_dir=tmp_path / "var",
         import_roots=[tmp_path, SHARED_DATA],
         public_url="http://testserver",
+        prerender=False,  # tests that want renderings made ahead say so
     )
 
 

@@ -226,3 +226,31 @@ def study_enroll(
         )
         for e in enrolled:
             console.print(f"{e.reader.display_name}: {invitation_url(get_settings(), e.token)}")
+
+
+@study_app.command("render")
+def study_render(
+    study: Annotated[int, typer.Option(help="study id")],
+    workers: Annotated[int | None, typer.Option(min=1, max=32, help="threads")] = None,
+) -> None:
+    """Make every image's reader renderings now (the server also does it when a study opens)."""
+    from backend.db import make_engine, make_sessionmaker, read_only
+    from backend.reading.renderings import render_study
+    from backend.studies import repository as studies_repo
+
+    settings = get_settings()
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        sessions = make_sessionmaker(read_only(engine))
+        with sessions() as session:
+            if studies_repo.get(session, study) is None:
+                raise fail(f"no study {study}")
+        report = render_study(sessions, study, settings.resolved_media_dir, workers)
+    finally:
+        engine.dispose()
+    console.print(
+        f"study {study}: {report.images} images, {report.made} renderings made,"
+        f" {report.failed} failed, in {report.seconds:.1f} s"
+    )
+    if report.failed:
+        raise fail(f"{report.failed} images cannot be rendered (the server log names their ids)")

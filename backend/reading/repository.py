@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import NamedTuple
 
 from sqlalchemy import delete, func, or_, select
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session, contains_eager
 from backend.datasets.models import Dataset, Image
 from backend.reading.models import Answer, AnswerRevision, CaseView, ReaderSession
 from backend.studies.models import Assignment, Reader, StudyCase
+from ml.data.labels import resolve_image
 
 
 def reader_by_invitation(session: Session, token_hash: str) -> Reader | None:
@@ -132,3 +134,20 @@ def record_view(session: Session, assignment_id: int, now: datetime) -> None:
         view.last_opened_at = now
         view.open_count += 1
     session.flush()
+
+
+def study_sources(session: Session, study_id: int) -> list[tuple[Path, int]]:
+    """The dataset file and database id of every image of the study's cases."""
+    stmt = (
+        select(Dataset.image_root, Image.file_path, Image.id)
+        .join(StudyCase, StudyCase.image_id == Image.id)
+        .join(Dataset, Dataset.id == Image.dataset_id)
+        .where(StudyCase.study_id == study_id)
+        .order_by(Image.id)
+    )
+    out = []
+    for root, file_path, image_id in session.execute(stmt):
+        path = resolve_image(Path(root), file_path)
+        if path is not None and path.is_file():
+            out.append((path, image_id))
+    return out

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 
 from backend.auth.deps import CoordinatorUser
 from backend.config import Settings
 from backend.db import IdPath, SessionDep
+from backend.reading.renderings import render_study
 from backend.studies import service
+from backend.studies.models import StudyStatus
 from backend.studies.schemas import (
     AllocationPreview,
     AllocationPreviewRequest,
@@ -59,12 +61,29 @@ def delete_study(study_id: IdPath, session: SessionDep, user: CoordinatorUser) -
     service.delete_study(session, service.visible_study(session, user, study_id))
 
 
+def _prerender(request: Request, tasks: BackgroundTasks, study_id: int) -> None:
+    """After the response (and its commit): the study's renderings, made ahead for readers."""
+    settings: Settings = request.app.state.settings
+    if settings.prerender:
+        tasks.add_task(
+            render_study, request.app.state.read_sessionmaker, study_id, settings.resolved_media_dir
+        )
+
+
 @router.post("/{study_id}/status", response_model=StudyRead)
 def change_status(
-    study_id: IdPath, body: StatusChange, session: SessionDep, user: CoordinatorUser
+    study_id: IdPath,
+    body: StatusChange,
+    request: Request,
+    tasks: BackgroundTasks,
+    session: SessionDep,
+    user: CoordinatorUser,
 ) -> StudyRead:
     study = service.visible_study(session, user, study_id, for_update=True)
-    return StudyRead.model_validate(service.change_status(session, study, body.status))
+    changed = StudyRead.model_validate(service.change_status(session, study, body.status))
+    if changed.status == StudyStatus.open:
+        _prerender(request, tasks, study_id)
+    return changed
 
 
 @router.get("/{study_id}/members", response_model=list[int])
@@ -97,10 +116,12 @@ def enroll_readers(
     study_id: IdPath,
     body: EnrollRequest,
     request: Request,
+    tasks: BackgroundTasks,
     session: SessionDep,
     user: CoordinatorUser,
 ) -> list[ReaderInvitation]:
     settings: Settings = request.app.state.settings
+    _prerender(request, tasks, study_id)
     enrolled = service.enroll_readers(
         session,
         study_id,
