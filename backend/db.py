@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import select
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -50,6 +50,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+T = TypeVar("T")
+
 # Execution option marking an engine whose transactions only read (see read_only).
 READ_ONLY = "piestudy_read_only"
 
@@ -91,7 +93,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         database = make_url(url).database
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False},
+            pool_size=POOL_SIZE,
+            max_overflow=POOL_OVERFLOW,
+            **kwargs,
+        )
         _configure_sqlite(engine)
         return engine
     psycopg = make_url(url).get_driver_name() == "psycopg"
@@ -203,18 +211,43 @@ def _commit_and_close(session: Session) -> None:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
+# Requests of one server process that may hold a read-only session at once: fewer than the
+# threads (40), and with the write slots (at most POOL_SIZE) fewer than the pool's connections
+# (POOL_SIZE + POOL_OVERFLOW), so that a request holding a read session and then writing
+# (run_write) always finds a connection: no reader waits for one that a writer needs.
+READ_SLOTS = 12
+
+
 async def get_read_session(request: Request) -> AsyncIterator[Session]:
     """A session for a request that only reads, and may then work a while (an image rendered on
     first use): on SQLite its transaction is deferred, so it never holds or waits for the write
-    lock that answer saves need, and it takes no admission slot (see get_session). Nothing it
-    does is committed."""
+    lock, and it waits for a read slot, not for one of the few write slots (see get_session),
+    so reads never queue the answer saves behind them. Nothing it does is committed."""
     factory: sessionmaker[Session] = request.app.state.read_sessionmaker
-    session = factory()
-    try:
-        yield session
-    finally:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(session.close)
+    slots: anyio.Semaphore = request.app.state.read_slots
+    async with slots:
+        session = factory()
+        try:
+            yield session
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(session.close)
+
+
+async def run_write(request: Request, work: Callable[[Session], T]) -> T:
+    """A short write of a request that otherwise reads (a case view, recorded): through a write
+    slot and a transaction of its own, committed before it returns."""
+    factory: sessionmaker[Session] = request.app.state.sessionmaker
+    slots: anyio.Semaphore = request.app.state.db_slots
+
+    def run() -> T:
+        with factory() as session:
+            result = work(session)
+            session.commit()
+            return result
+
+    async with slots:
+        return await anyio.to_thread.run_sync(run)
 
 
 ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]

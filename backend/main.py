@@ -17,7 +17,7 @@ from backend.auth.pages import router as auth_pages
 from backend.auth.router import router as auth_router
 from backend.config import Settings, get_settings
 from backend.datasets.router import router as datasets_router
-from backend.db import make_engine, make_sessionmaker, ping, read_only, request_slots
+from backend.db import READ_SLOTS, make_engine, make_sessionmaker, ping, read_only, request_slots
 from backend.errors import describe_errors, install_error_handlers
 from backend.piesets.pages import router as piesets_pages
 from backend.piesets.router import router as piesets_router
@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.db_slots = anyio.Semaphore(
         request_slots(engine, settings.db_slots, settings.server_workers)
     )
+    app.state.read_slots = anyio.Semaphore(READ_SLOTS)
     describe_errors(app)
     install_error_handlers(app)
     install_page_handlers(app)

@@ -1,8 +1,11 @@
 """A bounded load generator: simulated readers answering cases against a real uvicorn server.
 
-Loopback only (the server listens on 127.0.0.1), a fixed number of requests (each reader opens
-its link, then for each of its cases loads the case and its image, looks at it for a while and
-saves an answer) and a time cap. A reader looks at each case for `--think` seconds on average
+Loopback only (the server listens on 127.0.0.1), a fixed number of requests and a time cap.
+Each reader makes the reading page's own requests: it opens its link, fetches each of its cases
+and their display copies ahead (as the page does, one at a time, for reading offline), then for
+each case loads the case, the full rendering's description and the full rendering (each image
+once: the page keeps them), looks at it for a while and saves an answer; while it looks, the next
+case's full rendering is fetched ahead, as the page does. A reader looks at each case for `--think` seconds on average
 (uniform between half and one and a half times it; the answer reports that time as its active
 seconds), and the readers start at random moments within the first think time, so that all of
 them are reading at once. `--think 0` makes every reader a client that never pauses: the
@@ -11,9 +14,15 @@ server's capacity rather than a reading session. Each answer is retried with the
 again; the readers keep retrying. Afterwards the database is checked: every acknowledged answer
 is there exactly once, with the values acknowledged.
 
-    uv run python benchmarks/load.py --db sqlite --readers 200
+    uv run python benchmarks/load.py --db sqlite --readers 200 --think 5 --images nih
+    uv run python benchmarks/load.py --db postgresql --readers 200 --think 5 --images nih
     uv run python benchmarks/load.py --db postgresql --readers 200 --crash
     uv run python benchmarks/load.py --db sqlite --readers 200 --think 0
+
+--images: `tiny` (generated 32-px images), `nih` (the 1024-px NIH PNGs of ../shared/data),
+`chest` (those, and one case in ten the 1955x1841 DICOM chest). Every image of the study is a
+file of its own (a hard link of one of those), rendered ahead as the server does when a study
+opens (the time is reported), so every image is requested once and no two readers share one.
 
 Prints p50/p99 of answer saves and image loads as the readers saw them (the client shares the
 machine's two cores with the server) and as the server timed them (its Server-Timing header),
@@ -96,17 +105,65 @@ def database(kind: str, where: Path) -> Iterator[str]:
         admin.dispose()
 
 
-def build_study(url: str, where: Path, readers: int, cases: int) -> list[str]:
-    """A dataset of tiny images, a PIE set, an open study with `readers` readers; their tokens."""
+SHARED = ROOT.parent / "shared" / "data"
+IMAGE_SETS = ("tiny", "nih", "chest")
+
+
+def _originals(kind: str, where: Path) -> list[Path]:
+    if kind == "tiny":
+        rng = np.random.default_rng(0)
+        out = []
+        for i in range(8):
+            path = where / f"tiny{i}.png"
+            Image.fromarray(rng.integers(0, 255, (32, 32), dtype=np.uint8)).save(path)
+            out.append(path)
+        return out
+    nih = sorted((SHARED / "nih-cxr14-fullres").glob("*.png"))
+    if not nih:
+        raise SystemExit(f"--images {kind} needs the NIH images in {SHARED / 'nih-cxr14-fullres'}")
+    if kind == "nih":
+        return nih
+    return [*nih * 3, SHARED / "dicom" / "RG1_UNCR.dcm"]  # one in ten a 1955x1841 DICOM
+
+
+def _images(kind: str, where: Path, n: int) -> tuple[Path, list[str], float]:
+    """n image files (hard links of the originals), with their renderings made ahead: the same
+    files as rendering each one would give, made once per original and linked."""
+    from backend.derivatives import DISPLAY, FULL, derivative_path, derived_image
+
+    images, media = where / "images", where / "var" / "media"
+    images.mkdir(parents=True, exist_ok=True)
+    originals = _originals(kind, where)
+    started = time.perf_counter()
+    rendered = {}
+    for o in originals:
+        rendered[o] = {k: derived_image(o, k, media) for k in (DISPLAY, FULL)}
+    seconds = time.perf_counter() - started
+    names = []
+    for i in range(n):
+        o = originals[i % len(originals)]
+        name = f"i{i}{o.suffix}"
+        os.link(o, images / name)
+        for k, made in rendered[o].items():
+            target = derivative_path(images / name, k, media)
+            os.link(made, target)
+            if k is FULL:
+                os.link(made.with_suffix(".json"), target.with_suffix(".json"))
+        names.append(name)
+    return images, names, seconds / len(originals)
+
+
+def build_study(
+    url: str, where: Path, readers: int, cases: int, images_kind: str = "tiny"
+) -> tuple[list[str], float]:
+    """A dataset, a PIE set, an open study with `readers` readers: their tokens, and the mean
+    seconds one image's renderings took to make."""
     migrate.upgrade(url)
     n = readers * (cases + 2)  # pools with room for rounding
-    images = where / "images"
-    images.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
+    images, names, render_seconds = _images(images_kind, where, n)
     lines = ["image,labels"]
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 255, (32, 32), dtype=np.uint8)).save(images / f"i{i}.png")
-        lines.append(f"i{i}.png,{'Effusion' if i % 3 else 'No Finding'}")
+    for i, name in enumerate(names):
+        lines.append(f"{name},{'Effusion' if i % 3 else 'No Finding'}")
     (where / "labels.csv").write_text("\n".join(lines) + "\n")
     engine = make_engine(url)
     with make_sessionmaker(engine).begin() as s:
@@ -117,8 +174,9 @@ def build_study(url: str, where: Path, readers: int, cases: int) -> list[str]:
             s, name="load", fmt="plain", labels_files=[where / "labels.csv"], image_dir=images,
             classes=["No Finding", "Effusion"],
         )  # fmt: skip
+        rng = np.random.default_rng(0)
         csv = "image,is_pie,score\n" + "".join(
-            f"i{i}.png,{i % 2},{rng.uniform(-1, 1):.4f}\n" for i in range(n)
+            f"{name},{i % 2},{rng.uniform(-1, 1):.4f}\n" for i, name in enumerate(names)
         )
         ps = piesets_service.import_pie_set(
             s, dataset_id=ds.id, name="load", csv_bytes=csv.encode()
@@ -133,7 +191,7 @@ def build_study(url: str, where: Path, readers: int, cases: int) -> list[str]:
         )
         tokens = [e.token for e in enrolled]
     engine.dispose()
-    return tokens
+    return tokens, render_seconds
 
 
 class Server:
@@ -143,6 +201,7 @@ class Server:
             **os.environ, "PIESTUDY_DATABASE_URL": url, "PIESTUDY_VAR_DIR": str(where / "var"),
             "PIESTUDY_PUBLIC_URL": f"http://127.0.0.1:{port}", "PIESTUDY_ENV": "test",
             "PIESTUDY_WORKERS": str(workers),  # as `piestudy serve` sets it for its processes
+            "PIESTUDY_PRERENDER": "false",  # made ahead by build_study, and timed there
         }  # fmt: skip
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -180,7 +239,9 @@ class Server:
 @dataclass
 class Tally:
     saves: list[float] = field(default_factory=list)  # seconds, acknowledged answer saves
-    images: list[float] = field(default_factory=list)
+    images: list[float] = field(default_factory=list)  # display copies and full renderings
+    displays: list[float] = field(default_factory=list)
+    fulls: list[float] = field(default_factory=list)
     # the same requests as the server timed them (its Server-Timing header): without the client
     saves_server: list[float] = field(default_factory=list)
     images_server: list[float] = field(default_factory=list)
@@ -195,15 +256,21 @@ async def reader(
     rng = random.Random(seed)
     await asyncio.sleep(rng.uniform(0, think))
     c = Connection(port)
+    # a second connection for what the page fetches ahead while the reader reads (a browser
+    # opens several to one server)
+    side = Connection(port)
+    side.cookies = c.cookies  # one browser: one cookie jar
 
-    async def attempt(method: str, url: str, body: Any = None) -> Response:
+    async def attempt(
+        method: str, url: str, body: Any = None, conn: Connection | None = None
+    ) -> Response:
         """Retry until a non-5xx answer arrives (the server may be down, or restarting)."""
         while True:
             if time.monotonic() > deadline:
                 raise TimeoutError("the time cap was reached")
             tally.requests += 1
             try:
-                r = await c.request(method, url, body)
+                r = await (conn or c).request(method, url, body)
                 if r.status_code < 500:
                     return r
             except (OSError, EOFError, TimeoutError, ValueError, IndexError):
@@ -211,17 +278,37 @@ async def reader(
             tally.failed_attempts += 1
             await asyncio.sleep(0.05 + rng.random() * 0.2)
 
+    async def image(url: str, kept: list[float], conn: Connection | None = None) -> None:
+        t = time.perf_counter()
+        r = await attempt("GET", url, conn=conn)
+        assert r.status_code == 200 and r.content[:4] == b"\x89PNG", r.status_code
+        took = time.perf_counter() - t
+        kept.append(took)
+        tally.images.append(took)
+        tally.images_server.append(server_seconds(r))
+
+    async def full(position: int, conn: Connection | None = None) -> None:
+        r = await attempt("GET", f"/api/reader/cases/{position}/rendering", conn=conn)
+        assert r.status_code == 200, r.text
+        await image(f"/api/reader/cases/{position}/image?size=full", tally.fulls, conn)
+
     try:
         r = await attempt("GET", f"/r/{token}")
         assert r.status_code == 303, r.text
+        # the page fetches every case and its display copy ahead, one at a time
+        for position in range(1, cases + 1):
+            r = await attempt("GET", f"/api/reader/cases/{position}?prefetch=true")
+            assert r.status_code == 200, r.text
+            await image(f"/api/reader/cases/{position}/image?size=display", tally.displays)
+        ahead: asyncio.Task[None] | None = None
         for position in range(1, cases + 1):
             r = await attempt("GET", f"/api/reader/cases/{position}")
             assert r.status_code == 200, r.text
-            t = time.perf_counter()
-            r = await attempt("GET", f"/api/reader/cases/{position}/image")
-            assert r.status_code == 200 and r.content[:4] == b"\x89PNG", r.status_code
-            tally.images.append(time.perf_counter() - t)
-            tally.images_server.append(server_seconds(r))
+            if ahead is not None:
+                await ahead  # this case's full rendering, fetched while the last one was read
+            else:
+                await full(position)
+            ahead = asyncio.create_task(full(position + 1, side)) if position < cases else None
             looked = rng.uniform(0.5, 1.5) * think
             await asyncio.sleep(looked)
             body: dict[str, Any] = {
@@ -237,6 +324,7 @@ async def reader(
             tally.acknowledged[body["answer_id"]] = body
     finally:
         c.close()
+        side.close()
 
 
 def server_seconds(response: Response) -> float:
@@ -288,10 +376,11 @@ def run_load(
     crash: bool = False,
     time_cap: float = 300.0,
     workers: int | None = None,
+    images: str = "tiny",
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, database(kind, Path(tmp)) as url:
         where = Path(tmp)
-        tokens = build_study(url, where, readers, cases)
+        tokens, render_seconds = build_study(url, where, readers, cases, images)
         # unset: as many processes as `piestudy serve` would start on this machine
         workers = workers or Settings(database_url=url).server_workers
         server = Server(url, where, free_port(), workers)
@@ -328,11 +417,14 @@ def run_load(
         seconds = time.perf_counter() - started
         result = {
             "db": kind, "workers": workers, "readers": readers, "cases_per_reader": cases, "think_s": think, "crash": crash,
+            "images": images, "rendering_ahead_s_per_image": round(render_seconds, 3),
             "killed_after_acknowledged": restarted_at, "seconds": round(seconds, 2),
             "requests": tally.requests, "throughput_rps": round(tally.requests / seconds, 1),
             "failed_attempts": tally.failed_attempts,
             "answer_save_ms": {"p50": round(pct(tally.saves, 50), 1), "p99": round(pct(tally.saves, 99), 1)},
             "image_load_ms": {"p50": round(pct(tally.images, 50), 1), "p99": round(pct(tally.images, 99), 1)},
+            "display_copy_ms": {"p50": round(pct(tally.displays, 50), 1), "p99": round(pct(tally.displays, 99), 1)},
+            "full_rendering_ms": {"p50": round(pct(tally.fulls, 50), 1), "p99": round(pct(tally.fulls, 99), 1)},
             "server_side_ms": {
                 "answer_save": {"p50": round(pct(tally.saves_server, 50), 1), "p99": round(pct(tally.saves_server, 99), 1)},
                 "image_load": {"p50": round(pct(tally.images_server, 50), 1), "p99": round(pct(tally.images_server, 99), 1)},
@@ -354,6 +446,7 @@ def main() -> None:
         help="mean seconds a reader looks at a case before answering (0: no pause)",
     )  # fmt: skip
     parser.add_argument("--crash", action="store_true", help="kill -9 the server halfway")
+    parser.add_argument("--images", choices=IMAGE_SETS, default="tiny", help="see above")
     parser.add_argument("--time-cap", type=float, default=300.0)
     parser.add_argument(
         "--workers", type=int, help="server processes (default: as `piestudy serve` would)"
@@ -361,12 +454,13 @@ def main() -> None:
     args = parser.parse_args()
     result = run_load(
         args.db, args.readers, args.cases, think=args.think, crash=args.crash,
-        time_cap=args.time_cap, workers=args.workers,
+        time_cap=args.time_cap, workers=args.workers, images=args.images,
     )  # fmt: skip
     print(json.dumps(result, indent=1))
     ok = result["missing"] == result["duplicated"] == result["wrong_values"] == 0
     print(f"load db={args.db} workers={result['workers']} readers={args.readers} think={args.think} crash={args.crash} "
-          f"answer_p99_ms={result['answer_save_ms']['p99']} lossless={str(ok).lower()}")  # fmt: skip
+          f"images={args.images} answer_p99_ms={result['answer_save_ms']['p99']} "
+          f"image_p99_ms={result['image_load_ms']['p99']} lossless={str(ok).lower()}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -8,11 +8,12 @@ import os
 from email.utils import format_datetime
 from typing import Annotated, Literal
 
+import anyio
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from backend.config import Settings
-from backend.db import ReadSessionDep, SessionDep
+from backend.db import ReadSessionDep, SessionDep, run_write
 from backend.derivatives import DISPLAY, FULL
 from backend.reading import service
 from backend.reading.deps import READER_COOKIE, CurrentReader, ReadingReader, set_reader_cookie
@@ -53,8 +54,12 @@ def end_session(
     response.delete_cookie(READER_COOKIE)
 
 
+# The routes that only read go through read-only sessions (backend.db.get_read_session): a page
+# fetching its cases ahead never queues the answer saves behind it.
+
+
 @router.get("/me", response_model=ReaderMe)
-def me(session: SessionDep, reader: CurrentReader) -> ReaderMe:
+def me(session: ReadSessionDep, reader: ReadingReader) -> ReaderMe:
     return service.me(session, reader)
 
 
@@ -65,20 +70,25 @@ def give_profile(body: ProfileIn, session: SessionDep, reader: CurrentReader) ->
 
 
 @router.get("/cases", response_model=CaseList)
-def list_cases(session: SessionDep, reader: CurrentReader) -> CaseList:
+def list_cases(session: ReadSessionDep, reader: ReadingReader) -> CaseList:
     return service.list_cases(session, reader)
 
 
 @router.get("/cases/{position}", response_model=ReaderCase)
-def get_case(
+async def get_case(
     position: Position,
-    session: SessionDep,
-    reader: CurrentReader,
+    request: Request,
+    session: ReadSessionDep,
+    reader: ReadingReader,
     prefetch: Annotated[
         bool, Query(description="fetched ahead for offline reading: not counted as a view")
     ] = False,
 ) -> ReaderCase:
-    return service.get_case(session, reader, position, record_view=not prefetch)
+    case = await anyio.to_thread.run_sync(service.get_case, session, reader, position)
+    if not prefetch:  # a view: the one write here, in a short transaction of its own
+        reader_id = reader.id
+        await run_write(request, lambda s: service.record_view(s, reader_id, position))
+    return case
 
 
 @router.get("/cases/{position}/rendering", response_model=ReaderRendering)

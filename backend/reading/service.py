@@ -213,14 +213,19 @@ def _assignment(
     return assignment
 
 
-def get_case(
-    session: Session, reader: Reader, position: int, *, record_view: bool = True
-) -> ReaderCase:
+def record_view(session: Session, reader_id: int, position: int) -> None:
+    """The reader opened this case now (the first time, and how often: see CaseView)."""
+    assignment = repository.assignment_at(session, reader_id, position)
+    if assignment is None:
+        raise NotFoundError(f"there is no case {position}")
+    repository.record_view(session, assignment.id, utcnow())
+
+
+def get_case(session: Session, reader: Reader, position: int) -> ReaderCase:
+    """A case as the reader sees it (reads only: a view is recorded by record_view)."""
     assignment = _assignment(session, reader, position)
     image, dataset, practice = repository.case_image(session, assignment.id)
     total = repository.case_count(session, reader.id)
-    if record_view:
-        repository.record_view(session, assignment.id, utcnow())
     return ReaderCase(
         position=position,
         total=total,

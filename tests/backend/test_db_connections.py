@@ -36,3 +36,11 @@ def test_a_pooled_connection_the_server_closed_is_replaced_before_use() -> None:
     finally:
         engine.dispose()
         admin.dispose()
+
+
+def test_read_and_write_slots_never_exhaust_the_pool() -> None:
+    # a request may hold a read session and then take a write slot (backend.db.run_write)
+    from backend.db import POOL_OVERFLOW, POOL_SIZE, READ_SLOTS, SERVER_SLOTS
+
+    assert READ_SLOTS + max(POOL_SIZE, SERVER_SLOTS) < POOL_SIZE + POOL_OVERFLOW
+    assert READ_SLOTS + POOL_SIZE < 40  # the server's threads

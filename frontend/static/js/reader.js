@@ -23,7 +23,7 @@ const viewer = initViewer({
     const p = position;
     try {
       const [info, image] = await Promise.all([
-        cachedGet(`/api/reader/cases/${p}/rendering`), cachedGet(`/api/reader/cases/${p}/image?size=full`),
+        cachedImage(`/api/reader/cases/${p}/rendering`), cachedImage(`/api/reader/cases/${p}/image?size=full`),
       ]);
       if (info && info.ok && image && image.ok) return { info: await info.json(), image: await image.blob() };
     } catch (err) { /* offline and not fetched before */ }
@@ -57,6 +57,12 @@ async function cachePut(url, response) {
 async function cacheMatch(url) {
   if (window.caches) return (await (await caches.open(CACHE)).match(url)) || null;
   return memoryCache.has(url) ? new Response(memoryCache.get(url)) : null;
+}
+// This reader's copy first: a case's images never change (its position's image is fixed), so
+// each is fetched once; what it was prefetched for is showing it at once.
+async function cachedImage(url) {
+  const copy = await cacheMatch(url);
+  return copy || cachedGet(url);
 }
 // The network first (stored for later), this reader's copy when the network is down.
 async function cachedGet(url, { prefetch = false } = {}) {
@@ -271,7 +277,7 @@ async function showImage(p, token) {
   $("image-error").hidden = true;
   let response = null;
   try {
-    response = await cachedGet(`/api/reader/cases/${p}/image?size=display`);
+    response = await cachedImage(`/api/reader/cases/${p}/image?size=display`);
   } catch (err) {
     response = null;
   }
