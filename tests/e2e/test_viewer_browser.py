@@ -116,6 +116,15 @@ def fitted(page: Any) -> bool:
     )
 
 
+def painted(page: Any, suffix: str = "") -> None:
+    """Wait until the canvas shows the window the controls say (it paints on the next frame)."""
+    wait_until(
+        page,
+        "(() => { const s = document.getElementById('stage').dataset;"
+        f" return s.painted === s.window + '{suffix}'; }})()",
+    )
+
+
 def test_window_level_works_on_the_image_data(
     browser: Any, dicom_reader: Callable[..., tuple[str, dict[str, int], Path]]
 ) -> None:
@@ -141,12 +150,14 @@ def test_window_level_works_on_the_image_data(
     def close(a: list[int], b: list[int]) -> bool:  # rounding of exact halves may differ by 1
         return max(abs(p - q) for p, q in zip(a, b, strict=True)) <= 1
 
+    painted(page)
     assert close(pixels(page, points), expected(Window(15000, 30000)))
     # typed numbers
     page.fill("#window-center", "9000")
     page.fill("#window-width", "6000")
     page.press("#window-width", "Enter")
     wait_until(page, "document.getElementById('stage').dataset.window === '9000/6000'")
+    painted(page)
     assert close(pixels(page, points), expected(Window(9000, 6000)))
     # a drag with the right button: wider and lower
     box = page.eval_on_selector("#stage", "e => e.getBoundingClientRect().toJSON()")
@@ -164,8 +175,10 @@ def test_window_level_works_on_the_image_data(
     page.focus("#stage")
     page.keyboard.press("p")
     assert page.input_value("#preset") == "mediastinum"
+    painted(page)
     before = pixels(page, points[:5])
     page.keyboard.press("i")
+    painted(page, "/inverted")
     assert [255 - v for v in before] == pixels(page, points[:5])
     context.close()
 

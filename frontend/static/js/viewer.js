@@ -138,6 +138,8 @@ export function initViewer({ loadFull, presets = viewerPresets() } = {}) {
     const px = new Uint32Array(out.data.buffer), grey = full.grey;
     for (let i = 0; i < grey.length; i += 1) { const v = lut[grey[i]]; px[i] = 0xff000000 | (v << 16) | (v << 8) | v; }
     ctx.putImageData(out, 0, 0);
+    // what is on the canvas now (the window, and whether inverted): see stage.dataset.window
+    stage.dataset.painted = `${Math.round(view.center)}/${Math.round(view.width)}${view.invert ? "/inverted" : ""}`;
     drawLens();
   }
   const schedule = () => { if (!frame) frame = requestAnimationFrame(paint); };
