@@ -376,11 +376,19 @@ $("help-toggle").addEventListener("click", () => $("help").showModal());
 
 // ---------- keyboard ----------
 const DIFFICULTY_KEYS = { q: 1, w: 2, e: 3, r: 4, t: 5 };
+// A closed dialog gives the keyboard back to the image, never to a button inside it (where
+// Enter would press that button, not go to the next case).
+for (const id of ["help", "case-list"]) {
+  $(id).addEventListener("close", () => {
+    if (!document.activeElement || document.activeElement === document.body || $(id).contains(document.activeElement)) $("stage").focus();
+  });
+}
+
 document.addEventListener("keydown", (e) => {
   if (e.ctrlKey || e.metaKey || e.altKey) return;
   const t = e.target;
   if ($("help").open || $("case-list").open) {
-    if (e.key === "?" && $("help").open) { e.preventDefault(); $("help").close(); }
+    if (e.key === "?" && $("help").open) { e.preventDefault(); $("help").close(); $("stage").focus(); }
     return;  // a dialog has the keyboard; Esc closes it
   }
   if (t instanceof HTMLTextAreaElement || t instanceof HTMLSelectElement
@@ -404,7 +412,8 @@ document.addEventListener("keydown", (e) => {
     return;
   }
   if (e.key === "Enter") {
-    if (t instanceof HTMLButtonElement || t instanceof HTMLAnchorElement) return;  // the button's own action
+    // the button's own action (a button of a dialog already closed has none)
+    if ((t instanceof HTMLButtonElement || t instanceof HTMLAnchorElement) && !t.closest("dialog:not([open])")) return;
     e.preventDefault();
     goNext();
     return;
