@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.load import IMAGE_SETS, Server, build_study, database, free_port  # noqa: E402
+from benchmarks.loadstudy import IMAGE_SETS, Server, build_study, database, free_port  # noqa: E402
 
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

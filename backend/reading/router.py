@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse
 from backend.config import Settings
 from backend.db import ReadSessionDep, SessionDep, run_write
 from backend.derivatives import DISPLAY, FULL
-from backend.reading import service
+from backend.reading import images, service
 from backend.reading.deps import READER_COOKIE, CurrentReader, ReadingReader, set_reader_cookie
 from backend.reading.schemas import (
     MAX_POSITION,
@@ -97,7 +97,7 @@ def case_rendering(
 ) -> ReaderRendering:
     """How to window the case's full rendering (made on first use, outside the write lock)."""
     settings: Settings = request.app.state.settings
-    return service.case_rendering(session, reader, position, settings.resolved_media_dir)
+    return images.case_rendering(session, reader, position, settings.resolved_media_dir)
 
 
 @router.get("/cases/{position}/image", response_class=FileResponse)
@@ -115,7 +115,7 @@ def case_image(
     says nothing. Made on first use, through a read-only session (no write lock held)."""
     settings: Settings = request.app.state.settings
     kind = DISPLAY if size == "display" else FULL
-    path = service.case_image_path(session, reader, position, kind, settings.resolved_media_dir)
+    path = images.case_image_path(session, reader, position, kind, settings.resolved_media_dir)
     study = reader.study
     stat = os.stat(path)
     # An opaque validator: it changes when the file does, and says nothing about the image.

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from typing import TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.auth.tokens import hash_token, new_token
-from backend.derivatives import Kind, derived_image, rendering
 from backend.errors import AppError, ConflictError, NotFoundError
 from backend.reading import repository
 from backend.reading.models import Answer, AnswerRevision, ReaderSession
@@ -32,17 +27,11 @@ from backend.reading.schemas import (
     ReaderCase,
     ReaderMe,
     ReaderPreset,
-    ReaderRendering,
 )
 from backend.studies import profile
 from backend.studies.models import Assignment, Reader, Study, StudyStatus
 from backend.studies.presets import presets_of
 from backend.timeutil import utcnow
-from ml.data.labels import resolve_image
-from ml.data.radiograph import ImageReadError
-
-log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 QUESTIONS = [
     Question(
@@ -204,7 +193,7 @@ def list_cases(session: Session, reader: Reader) -> CaseList:
     )
 
 
-def _assignment(
+def case_assignment(
     session: Session, reader: Reader, position: int, *, for_update: bool = False
 ) -> Assignment:
     assignment = repository.assignment_at(session, reader.id, position, for_update=for_update)
@@ -223,7 +212,7 @@ def record_view(session: Session, reader_id: int, position: int) -> None:
 
 def get_case(session: Session, reader: Reader, position: int) -> ReaderCase:
     """A case as the reader sees it (reads only: a view is recorded by record_view)."""
-    assignment = _assignment(session, reader, position)
+    assignment = case_assignment(session, reader, position)
     image, dataset, practice = repository.case_image(session, assignment.id)
     total = repository.case_count(session, reader.id)
     return ReaderCase(
@@ -236,48 +225,6 @@ def get_case(session: Session, reader: Reader, position: int) -> ReaderCase:
         previous_position=position - 1 if position > 1 else None,
         next_position=position + 1 if position < total else None,
     )
-
-
-class ImageUnavailableError(AppError):
-    status_code = 503
-
-
-def _case_source(session: Session, reader: Reader, position: int) -> tuple[Path, int]:
-    """The dataset's file of a case (never sent to a reader) and the image's database id."""
-    assignment = _assignment(session, reader, position)
-    image, dataset, _ = repository.case_image(session, assignment.id)
-    path = resolve_image(Path(dataset.image_root), image.file_path)
-    if path is None or not path.is_file():
-        raise NotFoundError("the image of this case is not available; tell the study coordinator")
-    return path, image.id
-
-
-def _rendered(make: Callable[[Path], T], source: Path, image_id: int) -> T:
-    try:
-        return make(source)
-    except (ImageReadError, OSError) as exc:
-        # Neither the file's name nor the decoder's words go to the log or the reader: either
-        # could carry a patient's name. The image id finds the file for the coordinator.
-        log.error("image %d cannot be rendered for a reader (%s)", image_id, type(exc).__name__)
-        raise ImageUnavailableError(
-            "the image of this case cannot be shown; tell the study coordinator"
-        ) from None
-
-
-def case_image_path(
-    session: Session, reader: Reader, position: int, kind: Kind, media_dir: Path
-) -> Path:
-    """A rendering of the case's image (FULL or DISPLAY), made on first use."""
-    source, image_id = _case_source(session, reader, position)
-    return _rendered(lambda p: derived_image(p, kind, media_dir), source, image_id)
-
-
-def case_rendering(
-    session: Session, reader: Reader, position: int, media_dir: Path
-) -> ReaderRendering:
-    source, image_id = _case_source(session, reader, position)
-    info = asdict(_rendered(lambda p: rendering(p, media_dir), source, image_id))
-    return ReaderRendering(image_url=f"/api/reader/cases/{position}/image?size=full", **info)
 
 
 NOTE_FIELDS = ("flagged", "comment")
@@ -385,7 +332,7 @@ def save_answer(session: Session, reader: Reader, position: int, data: AnswerIn)
     arrives while the first attempt is still in flight waits for it and then replays it.
     """
     study = reader.study
-    assignment = _assignment(session, reader, position, for_update=True)
+    assignment = case_assignment(session, reader, position, for_update=True)
     previous = repository.revision_by_client_id(session, data.answer_id)
     if previous is not None:
         if not _same_payload(previous, data, assignment.id):
