@@ -71,13 +71,15 @@ export function createQueue(readerKey) {
         setConnection("signed-out", problem.error || "this reading session has ended");
         return;
       }
+      // Read the answer before the item leaves the queue, and hand it on in the same turn: in
+      // between, the page would know the answer from neither and show it as not given.
+      const data = await response.json().catch(() => ({ error: response.statusText }));
       store(pending().filter((x) => x.body.answer_id !== item.body.answer_id));
       if (response.ok) {
         if (status.connection !== "online") setConnection("online");
-        listeners.saved(item, await response.json());
+        listeners.saved(item, data);
       } else {
-        const problem = await response.json().catch(() => ({ error: response.statusText }));
-        listeners.refused(item, problem.error || `could not save (${response.status})`);
+        listeners.refused(item, data.error || `could not save (${response.status})`);
       }
     }
     setConnection("online");

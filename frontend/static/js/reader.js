@@ -80,6 +80,10 @@ const known = () => JSON.parse(localStorage.getItem(KNOWN_KEY) || "{}");
 function remember(p, state) {
   if (!state) return;
   const all = known();
+  // A response can overtake another (a case fetched before a save, arriving after it): never
+  // let an older copy of the answer replace a newer one.
+  const have = all[p];
+  if (have && have.updated_at && state.updated_at && Date.parse(state.updated_at) < Date.parse(have.updated_at)) return;
   all[p] = state;
   localStorage.setItem(KNOWN_KEY, JSON.stringify(all));
 }
