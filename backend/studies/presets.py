@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from backend.studies.profile import check_keys
+
 PRESETS_MAX = 12
 
 
@@ -52,13 +54,7 @@ DEFAULT_PRESETS = [
 
 
 def check_presets(presets: list[WindowPreset]) -> list[WindowPreset]:
-    if len(presets) > PRESETS_MAX:
-        raise ValueError(f"at most {PRESETS_MAX} window presets")
-    keys = [p.key for p in presets]
-    twice = sorted({k for k in keys if keys.count(k) > 1})
-    if twice:
-        raise ValueError(f"window preset key used twice: {', '.join(twice)}")
-    return presets
+    return check_keys(presets, "window preset", PRESETS_MAX)
 
 
 def presets_of(stored: list[dict[str, object]] | None) -> list[WindowPreset]:

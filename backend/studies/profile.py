@@ -8,7 +8,7 @@ only, a choice one of its options exactly.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -56,15 +56,23 @@ class ProfileField(BaseModel):
 ProfileFields = list[ProfileField]
 
 
-def check_fields(fields: list[ProfileField]) -> list[ProfileField]:
-    """A study's profile: at most PROFILE_FIELDS_MAX fields with distinct keys."""
-    if len(fields) > PROFILE_FIELDS_MAX:
-        raise ValueError(f"a profile has at most {PROFILE_FIELDS_MAX} fields")
-    keys = [f.key for f in fields]
+K = TypeVar("K", bound=BaseModel)
+
+
+def check_keys(items: list[K], what: str, most: int) -> list[K]:
+    """A study's list of `what`s (each with a key): at most `most`, with distinct keys."""
+    if len(items) > most:
+        raise ValueError(f"at most {most} {what}s")
+    keys = [getattr(i, "key") for i in items]  # noqa: B009 - every item type has a key
     twice = sorted({k for k in keys if keys.count(k) > 1})
     if twice:
-        raise ValueError(f"profile field key used twice: {', '.join(twice)}")
-    return fields
+        raise ValueError(f"{what} key used twice: {', '.join(twice)}")
+    return items
+
+
+def check_fields(fields: list[ProfileField]) -> list[ProfileField]:
+    """A study's profile: at most PROFILE_FIELDS_MAX fields with distinct keys."""
+    return check_keys(fields, "profile field", PROFILE_FIELDS_MAX)
 
 
 def parse_fields(stored: list[dict[str, Any]]) -> list[ProfileField]:
