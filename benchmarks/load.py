@@ -3,8 +3,8 @@
 Loopback only (the server listens on 127.0.0.1), a fixed number of requests and a time cap.
 Each reader makes the reading page's own requests: it opens its link, fetches each of its cases
 and their display copies ahead (as the page does, one at a time, for reading offline), then for
-each case loads the case, the full rendering's description and the full rendering (each image
-once: the page keeps them), looks at it for a while and saves an answer; while it looks, the next
+each case loads the case (with its full rendering's description) and the full rendering (each
+image once: the page keeps them), looks at it for a while and saves an answer; while it looks, the next
 case's full rendering is fetched ahead, as the page does. A reader looks at each case for `--think` seconds on average
 (uniform between half and one and a half times it; the answer reports that time as its active
 seconds), and the readers start at random moments within the first think time, so that all of
@@ -120,8 +120,6 @@ async def reader(
         tally.images_server.append(server_seconds(r))
 
     async def full(position: int, conn: Connection | None = None) -> None:
-        r = await attempt("GET", f"/api/reader/cases/{position}/rendering", conn=conn)
-        assert r.status_code == 200, r.text
         await image(f"/api/reader/cases/{position}/image?size=full", tally.fulls, conn)
 
     try:

@@ -155,6 +155,7 @@ def synth_command(
     n: Annotated[int, typer.Option(help="number of images")] = 2000,
     seed: Annotated[int, typer.Option()] = 0,
     size: Annotated[int, typer.Option(help="image side in pixels")] = 128,
+    workers: Annotated[int, typer.Option(help="processes drawing the images")] = 1,
 ) -> None:
     """Generate the synthetic long-tailed chest-X-ray-like dataset (NIH-CXR-LT label format)."""
     bar, update = _progress()
@@ -165,7 +166,7 @@ def synth_command(
         update("images", done[0], n)
 
     with bar:
-        counts = write_dataset(out, n, seed, size, tick)
+        counts = write_dataset(out, n, seed, size, tick, workers=workers)
     console.print(f"wrote {n} images to {out / 'images'}; splits {json.dumps(counts)}")
     console.print(f"labels: {', '.join(str(p) for p in sorted(out.glob('*_labels_*.csv')))}")
 

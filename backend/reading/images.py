@@ -3,6 +3,7 @@ Cases are addressed by position (blinding); see backend.derivatives for the rend
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import asdict
@@ -14,8 +15,8 @@ from sqlalchemy.orm import Session
 from backend.derivatives import Kind, derived_image, rendering
 from backend.errors import AppError, NotFoundError
 from backend.reading import repository
-from backend.reading.schemas import ReaderRendering
-from backend.reading.service import case_assignment
+from backend.reading.schemas import ReaderCase, ReaderRendering
+from backend.reading.service import case_image, get_case
 from backend.studies.models import Reader
 from ml.data.labels import resolve_image
 from ml.data.radiograph import ImageReadError
@@ -28,14 +29,12 @@ class ImageUnavailableError(AppError):
     status_code = 503
 
 
-def _case_source(session: Session, reader: Reader, position: int) -> tuple[Path, int]:
-    """The dataset's file of a case (never sent to a reader) and the image's database id."""
-    assignment = case_assignment(session, reader, position)
-    image, dataset, _ = repository.case_image(session, assignment.id)
-    path = resolve_image(Path(dataset.image_root), image.file_path)
+def _source(found: repository.CaseImage) -> Path:
+    """The dataset's file of a case (never sent to a reader)."""
+    path = resolve_image(Path(found.dataset.image_root), found.image.file_path)
     if path is None or not path.is_file():
         raise NotFoundError("the image of this case is not available; tell the study coordinator")
-    return path, image.id
+    return path
 
 
 def _rendered(make: Callable[[Path], T], source: Path, image_id: int) -> T:
@@ -54,13 +53,29 @@ def case_image_path(
     session: Session, reader: Reader, position: int, kind: Kind, media_dir: Path
 ) -> Path:
     """A rendering of the case's image (FULL or DISPLAY), made on first use."""
-    source, image_id = _case_source(session, reader, position)
-    return _rendered(lambda p: derived_image(p, kind, media_dir), source, image_id)
+    found = case_image(session, reader, position)
+    return _rendered(lambda p: derived_image(p, kind, media_dir), _source(found), found.image.id)
+
+
+def _rendering_of(found: repository.CaseImage, position: int, media_dir: Path) -> ReaderRendering:
+    info = asdict(_rendered(lambda p: rendering(p, media_dir), _source(found), found.image.id))
+    return ReaderRendering(image_url=f"/api/reader/cases/{position}/image?size=full", **info)
 
 
 def case_rendering(
     session: Session, reader: Reader, position: int, media_dir: Path
 ) -> ReaderRendering:
-    source, image_id = _case_source(session, reader, position)
-    info = asdict(_rendered(lambda p: rendering(p, media_dir), source, image_id))
-    return ReaderRendering(image_url=f"/api/reader/cases/{position}/image?size=full", **info)
+    """How to window the case's full rendering (made on first use); ImageUnavailableError."""
+    return _rendering_of(case_image(session, reader, position), position, media_dir)
+
+
+def case_with_rendering(
+    session: Session, reader: Reader, position: int, media_dir: Path
+) -> ReaderCase:
+    """The case and its rendering in one answer: one request fewer for every case read."""
+    found = case_image(session, reader, position)
+    case = get_case(session, reader, position, found)
+    # where the image cannot be rendered, its image request says why, as it would without this
+    with contextlib.suppress(ImageUnavailableError, NotFoundError):
+        case.rendering = _rendering_of(found, position, media_dir)
+    return case

@@ -89,21 +89,24 @@ def assignment_at(
 
 
 class CaseImage(NamedTuple):
+    assignment_id: int
     image: Image
     dataset: Dataset
     practice: bool
 
 
-def case_image(session: Session, assignment_id: int) -> CaseImage:
+def case_image(session: Session, reader_id: int, position: int) -> CaseImage | None:
+    """The reader's case at `position`, its image and dataset: one query (every case and image
+    request of a reader needs them)."""
     stmt = (
-        select(Image, Dataset, StudyCase.practice)
-        .join(StudyCase, StudyCase.image_id == Image.id)
-        .join(Assignment, Assignment.case_id == StudyCase.id)
+        select(Assignment.id, Image, Dataset, StudyCase.practice)
+        .join(StudyCase, Assignment.case_id == StudyCase.id)
+        .join(Image, StudyCase.image_id == Image.id)
         .join(Dataset, Dataset.id == Image.dataset_id)
-        .where(Assignment.id == assignment_id)
+        .where(Assignment.reader_id == reader_id, Assignment.position == position)
     )
-    image, dataset, practice = session.execute(stmt).one()
-    return CaseImage(image, dataset, practice)
+    row = session.execute(stmt).first()
+    return None if row is None else CaseImage(*row)
 
 
 def answer_for(session: Session, assignment_id: int) -> Answer | None:

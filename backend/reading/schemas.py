@@ -132,17 +132,6 @@ class CaseList(ReaderSchema):
     cases: list[CaseSummary]
 
 
-class ReaderCase(ReaderSchema):
-    position: int
-    total: int
-    practice: bool  # a practice case: answered like any other, never counted in the study
-    labels: list[str]
-    image_url: str
-    answer: AnswerState | None
-    previous_position: int | None
-    next_position: int | None
-
-
 class ReaderRendering(ReaderSchema):
     """The case's full-range rendering (a 16-bit PNG at image_url) and how to window it: a
     grey level g stands for the value slope * g + intercept of the image's own units (slope < 0
@@ -158,6 +147,20 @@ class ReaderRendering(ReaderSchema):
     window_width: float
     pixel_spacing_mm: list[float] | None = Field(min_length=2, max_length=2)
     bits_stored: int
+
+
+class ReaderCase(ReaderSchema):
+    position: int
+    total: int
+    practice: bool  # a practice case: answered like any other, never counted in the study
+    labels: list[str]
+    image_url: str
+    # the full rendering and how to window it (also at .../rendering): None where the image
+    # cannot be rendered, which its image request then says
+    rendering: ReaderRendering | None = None
+    answer: AnswerState | None
+    previous_position: int | None
+    next_position: int | None
 
 
 class AnswerIn(ReaderSchema):

@@ -210,10 +210,19 @@ def record_view(session: Session, reader_id: int, position: int) -> None:
     repository.record_view(session, assignment.id, utcnow())
 
 
-def get_case(session: Session, reader: Reader, position: int) -> ReaderCase:
-    """A case as the reader sees it (reads only: a view is recorded by record_view)."""
-    assignment = case_assignment(session, reader, position)
-    image, dataset, practice = repository.case_image(session, assignment.id)
+def case_image(session: Session, reader: Reader, position: int) -> repository.CaseImage:
+    found = repository.case_image(session, reader.id, position)
+    if found is None:
+        raise NotFoundError(f"there is no case {position}")
+    return found
+
+
+def get_case(
+    session: Session, reader: Reader, position: int, found: repository.CaseImage | None = None
+) -> ReaderCase:
+    """A case as the reader sees it (reads only: a view is recorded by record_view); `found`:
+    its case_image, where the caller has it already."""
+    assignment_id, image, dataset, practice = found or case_image(session, reader, position)
     total = repository.case_count(session, reader.id)
     return ReaderCase(
         position=position,
@@ -221,7 +230,7 @@ def get_case(session: Session, reader: Reader, position: int) -> ReaderCase:
         practice=practice,
         labels=[c for c, v in zip(dataset.classes, image.labels, strict=True) if v],
         image_url=f"/api/reader/cases/{position}/image",
-        answer=_state(repository.answer_for(session, assignment.id)),
+        answer=_state(repository.answer_for(session, assignment_id)),
         previous_position=position - 1 if position > 1 else None,
         next_position=position + 1 if position < total else None,
     )

@@ -50,3 +50,15 @@ def test_demo_builds_a_study_with_six_working_links_then_reuses_it(
     again = build_demo(make_sessionmaker(engine), settings, said_again.append, SMALL)
     assert not again.built and again.links == first.links and again.password == first.password
     assert said_again == ["the demo study exists already: reusing it"]  # nothing made again
+
+
+def test_the_demo_has_the_papers_study_shape() -> None:
+    """6 readers x 40 cases (20 PIEs + 20 non-PIEs), no image shared, and the practice cases:
+    the demo's test split holds enough PIEs at its percentile for all of them."""
+    from ml.data.synth import plan
+
+    demo = DemoConfig()
+    assert (demo.cases_per_reader, demo.image_size) == (40, 512)
+    test = sum(item.split == "test" for item in plan(demo.images, 0, demo.splits))
+    pies_needed = 6 * demo.cases_per_reader // 2 + demo.practice_cases // 2
+    assert int(test * demo.percentile / 100) >= pies_needed

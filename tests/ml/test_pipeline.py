@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from sklearn.metrics import average_precision_score
 from typer.testing import CliRunner
 
@@ -53,6 +54,33 @@ def test_synthetic_images_are_deterministic(tmp_path: Path) -> None:
     assert table.classes == NIH_CXR_LT_CLASSES and len(table.records) == 60
     assert not patient_leakage(table.records)
     assert all(sum(r.labels) >= 1 for r in table.records)  # No Finding or findings
+
+
+def test_large_synthetic_images_keep_their_findings_and_do_not_depend_on_the_workers(
+    tmp_path: Path,
+) -> None:
+    """Above DETAIL_BASE the anatomy is drawn small and resized, the grain at full size: the
+    picture is the small one's, in more detail; the processes drawing them change nothing."""
+    from ml.data.synth import DETAIL_BASE, render
+
+    big = render({"Effusion"}, np.random.default_rng(5), 512)
+    clear = render(set(), np.random.default_rng(5), 512)
+    assert big.shape == (512, 512) and big.dtype == np.float32
+    assert big.min() >= 0.0 and big.max() <= 1.0
+    small = render({"Effusion"}, np.random.default_rng(5), DETAIL_BASE)
+    shrunk = np.asarray(
+        Image.fromarray(big, mode="F").resize((DETAIL_BASE,) * 2, Image.Resampling.BOX)
+    )
+    assert np.corrcoef(shrunk.ravel(), small.ravel())[0, 1] > 0.95
+    # an effusion fills the costophrenic angles: the lower lung fields are brighter with one
+    assert big[300:330, 120:230].mean() > clear[300:330, 120:230].mean() + 0.05
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert write_dataset(one, 6, seed=3, size=512) == write_dataset(
+        two, 6, seed=3, size=512, workers=2
+    )
+    for f in sorted((one / "images").iterdir()):
+        a, b = Image.open(f), Image.open(two / "images" / f.name)
+        assert a.size == (512, 512) and np.array_equal(np.asarray(a), np.asarray(b))
 
 
 @pytest.mark.slow

@@ -18,14 +18,14 @@ const KNOWN_KEY = `piestudy.known.${readerKey}`;  // the answers last seen from 
 const timeKey = (p) => `piestudy.activeMs.${readerKey}.${p}`;
 const viewer = initViewer({
   presets: viewerPresets(JSON.parse(root.dataset.presets || "[]")),
-  // The full rendering (16-bit) and how to window it: the next case's is fetched ahead.
+  // The full rendering (16-bit; the next case's is fetched ahead) and how to window it (in the
+  // case's own data).
   async loadFull() {
     const p = position;
+    const info = caseData && caseData.position === p ? caseData.rendering : null;
     try {
-      const [info, image] = await Promise.all([
-        cachedImage(`/api/reader/cases/${p}/rendering`), cachedImage(`/api/reader/cases/${p}/image?size=full`),
-      ]);
-      if (info && info.ok && image && image.ok) return { info: await info.json(), image: await image.blob() };
+      const image = info ? await cachedImage(`/api/reader/cases/${p}/image?size=full`) : null;
+      if (image && image.ok) return { info, image: await image.blob() };
     } catch (err) { /* offline and not fetched before */ }
     if (p === position) showMessage("The full-range image cannot be loaded now: the display copy is shown, without window/level.");
     return null;
@@ -34,9 +34,8 @@ const viewer = initViewer({
 // Fetch a case's full rendering ahead (the next case's), so that it shows at once.
 async function prefetchFull(p) {
   if (p > total) return;
-  for (const url of [`/api/reader/cases/${p}/rendering`, `/api/reader/cases/${p}/image?size=full`]) {
-    try { if (!(await cacheMatch(url))) await cachedGet(url); } catch (err) { return; }
-  }
+  const url = `/api/reader/cases/${p}/image?size=full`;
+  try { if (!(await cacheMatch(url))) await cachedGet(url); } catch (err) { /* offline */ }
 }
 $("answers").addEventListener("submit", (event) => event.preventDefault());  // answers save as given
 

@@ -225,8 +225,9 @@ def test_readers_receive_renderings_without_any_header_value(
     }
     for p in range(1, 13):
         got("page", reader.get(f"/read/cases/{p}"))
-        got("case", reader.get(f"/api/reader/cases/{p}"))
+        case = got("case", reader.get(f"/api/reader/cases/{p}")).json()
         info = got("rendering", reader.get(f"/api/reader/cases/{p}/rendering")).json()
+        assert case["rendering"] == info  # the page needs no request of its own for it
         full = got("full", reader.get(f"/api/reader/cases/{p}/image?size=full")).content
         display = got("display", reader.get(f"/api/reader/cases/{p}/image?size=display")).content
         for png in (full, display):
