@@ -38,6 +38,7 @@ class ResponseRow:
     flagged: bool  # the reader flagged the case for review
     comment: str | None
     profile: dict[str, Any] | None  # the reader's answers to the study's profile questions
+    reader_revoked: bool = False  # the coordinator withdrew the reader's invitation
 
 
 def response_rows(session: Session, study: Study, *, chunk: int = 1000) -> Iterator[ResponseRow]:
@@ -65,6 +66,7 @@ def response_rows(session: Session, study: Study, *, chunk: int = 1000) -> Itera
             Answer.flagged,
             Answer.comment,
             Reader.profile,
+            Reader.revoked_at.is_not(None),
         )
         .join(Assignment, Assignment.reader_id == Reader.id)
         .join(StudyCase, StudyCase.id == Assignment.case_id)
@@ -83,9 +85,9 @@ def response_rows(session: Session, study: Study, *, chunk: int = 1000) -> Itera
     for row in session.execute(stmt):
         (rid, name, case_id, image, is_pie, overlap, pos, agree, quality, difficulty,
          agree_at, quality_at, difficulty_at, seconds, completed, revisions, opened, flagged,
-         comment, profile) = row  # fmt: skip
+         comment, profile, revoked) = row  # fmt: skip
         yield ResponseRow(
             rid, name, case_id, image, bool(is_pie), bool(overlap), pos, agree, quality, difficulty,
             agree_at, quality_at, difficulty_at, seconds, completed, revisions or 0, opened,
-            bool(flagged), comment, profile,
+            bool(flagged), comment, profile, bool(revoked),
         )  # fmt: skip

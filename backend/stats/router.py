@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,8 +26,24 @@ _FORMATS: dict[str, tuple[str, str, Callable[[Study, Iterable[ResponseRow]], Ite
 
 
 @router.get("/{study_id}/stats", response_model=StudyStats)
-def study_stats(study_id: IdPath, session: SessionDep, user: CoordinatorUser) -> StudyStats:
-    return service.study_stats(session, visible_study(session, user, study_id))
+def study_stats(
+    study_id: IdPath,
+    session: SessionDep,
+    user: CoordinatorUser,
+    include: Annotated[
+        Literal["complete", "all"],
+        Query(
+            description="complete: cases with all three answers (the default); all: every answer"
+        ),
+    ] = "complete",
+    exclude_reader: Annotated[
+        list[int], Query(description="reader ids left out (withdrawn readers, for example)")
+    ] = [],  # noqa: B006 (FastAPI copies it)
+) -> StudyStats:
+    return service.study_stats(
+        session, visible_study(session, user, study_id), rule=include,
+        exclude_readers=exclude_reader,
+    )  # fmt: skip
 
 
 @router.get("/{study_id}/export", response_class=StreamingResponse)

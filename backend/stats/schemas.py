@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel
 
 
@@ -11,29 +13,74 @@ class GroupSummaryRead(BaseModel):
     percent_yes: float | None
 
 
+class ReaderAwareTest(BaseModel):
+    method: str
+    statistic: float
+    p: float
+    p_holm: float | None  # Holm-adjusted across the questions tested
+    permutations: int
+    readers: int
+
+
+class EffectSize(BaseModel):
+    method: str
+    estimate: float  # Cliff's delta; for agreement the difference in the proportion of yes
+    ci: tuple[float, float] | None
+    level: float
+    percent_yes_difference: float | None  # agreement only: 100 x estimate, in points
+
+
+class ModelResult(BaseModel):
+    method: str
+    estimate: float
+    ci: tuple[float, float]
+    p: float
+    caution: str
+
+
 class QuestionStats(BaseModel):
     question: str
     text: str
     pie: GroupSummaryRead
     non_pie: GroupSummaryRead
+    # the paper's test: every answer pooled as if independent
     h: float | None
     df: int | None
     p: float | None
     epsilon_squared: float | None
-    epsilon_squared_ci: tuple[float, float] | None
+    pooled_note: str
+    # readers as clusters
+    reader_aware: ReaderAwareTest | None
+    effect: EffectSize | None
+    model: ModelResult | None
     note: str | None
 
 
 class ReaderStats(BaseModel):
     reader_id: int
     reader: str
+    revoked: bool
+    answers: int
     questions: list[QuestionStats]
+    note: str | None  # where the reader has too few answers for a test
+
+
+class Inclusion(BaseModel):
+    """What the tables count: printed with every table."""
+
+    rule: Literal["complete", "all"]
+    excluded_readers: list[int]
+    readers: int
+    cases: int  # reader x case pairs counted
+    text: str
 
 
 class StudyStats(BaseModel):
     study_id: int
     readers: int
     answered_cases: int
+    inclusion: Inclusion
+    permutations: int
     bootstrap_resamples: int
     questions: list[QuestionStats]
     per_reader: list[ReaderStats]

@@ -1,72 +1,185 @@
-"""A study's statistics: PIE vs non-PIE per question, overall and per reader."""
+"""A study's statistics: PIE vs non-PIE per question, overall and per reader, counting what the
+coordinator chose (complete cases only by default, readers left out by id).
+
+For each question: the paper's pooled Kruskal-Wallis; the reader-aware test (van Elteren's, by
+permutation within readers), Holm-adjusted across the three questions; a signed effect size
+(Cliff's delta within readers) with a bootstrap interval; and a GEE with readers as clusters,
+shown with the caution that its variance is anti-conservative with few readers."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from typing import Literal
 
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.reading.service import QUESTIONS
-from backend.stats import compute, repository
+from backend.stats import clustered, compute, repository
 from backend.stats.repository import ResponseRow
-from backend.stats.schemas import GroupSummaryRead, QuestionStats, ReaderStats, StudyStats
+from backend.stats.schemas import (
+    EffectSize,
+    GroupSummaryRead,
+    Inclusion,
+    ModelResult,
+    QuestionStats,
+    ReaderAwareTest,
+    ReaderStats,
+    StudyStats,
+)
 from backend.studies.models import Study
 
-BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_RESAMPLES = clustered.BOOTSTRAP
+PERMUTATIONS = clustered.PERMUTATIONS
+MIN_READER_ANSWERS = 5  # per group: fewer and a reader's own test says little
+Rule = Literal["complete", "all"]
+POOLED_NOTE = (
+    "Kruskal-Wallis on every answer pooled, as if independent (the paper's test); an overlap "
+    "case counts once for each reader who answered it"
+)
+MODEL_CAUTION = (
+    "with so few readers as clusters, the sandwich variance of a GEE is anti-conservative even "
+    "bias-reduced (benchmarks/stats_validity.py measures it on simulated null studies): the "
+    "permutation test is the reader-aware test to report"
+)
+
+
+def _complete(r: ResponseRow) -> bool:
+    return r.agree is not None and r.quality is not None and r.difficulty is not None
 
 
 def _question_stats(
-    rows: Sequence[ResponseRow], key: str, text: str, seed: int, n_boot: int
-) -> QuestionStats:
-    values: dict[bool, list[float]] = {True: [], False: []}
-    for r in rows:
-        v = getattr(r, key)
-        if v is not None:
-            values[r.is_pie].append(float(v))
-    result = compute.compare(
-        np.array(values[True]),
-        np.array(values[False]),
-        binary=key == "agree",
-        n_boot=n_boot,
-        seed=seed,
+    rows: Sequence[ResponseRow], key: str, text: str, seed: int, n_boot: int, permutations: int,
+    *, model: bool,
+) -> QuestionStats:  # fmt: skip
+    given = [r for r in rows if getattr(r, key) is not None]
+    values = np.array([float(getattr(r, key)) for r in given])
+    is_pie = np.array([r.is_pie for r in given], dtype=bool)
+    readers = np.array([r.reader_id for r in given], dtype=np.int64)
+    binary = key == "agree"
+    pooled = compute.compare(values[is_pie], values[~is_pie], binary=binary)
+    test = clustered.van_elteren_permutation(
+        values, is_pie, readers, permutations=permutations, seed=seed
     )
+    effect = clustered.stratified_cliffs_delta(values, is_pie, readers, resamples=n_boot, seed=seed)
+    fit = clustered.gee_fit(values, is_pie, readers, binary=binary) if model else None
+    notes = [pooled.note] if pooled.note else []
+    if test is None:
+        notes.append("no reader has varying answers in both groups: no reader-aware test")
     return QuestionStats(
         question=key,
         text=text,
-        pie=GroupSummaryRead(**vars(result.pie)),
-        non_pie=GroupSummaryRead(**vars(result.non_pie)),
-        h=result.test.h if result.test else None,
-        df=result.test.df if result.test else None,
-        p=result.test.p if result.test else None,
-        epsilon_squared=result.epsilon_squared,
-        epsilon_squared_ci=result.epsilon_squared_ci,
-        note=result.note,
+        pie=GroupSummaryRead(**vars(pooled.pie)),
+        non_pie=GroupSummaryRead(**vars(pooled.non_pie)),
+        h=pooled.test.h if pooled.test else None,
+        df=pooled.test.df if pooled.test else None,
+        p=pooled.test.p if pooled.test else None,
+        epsilon_squared=pooled.epsilon_squared,
+        pooled_note=POOLED_NOTE,
+        reader_aware=None
+        if test is None
+        else ReaderAwareTest(
+            method=test.method,
+            statistic=test.statistic,
+            p=test.p,
+            p_holm=None,
+            permutations=test.permutations,
+            readers=test.readers,
+        ),
+        effect=None
+        if effect is None
+        else EffectSize(
+            method=effect.method,
+            estimate=effect.estimate,
+            ci=effect.ci,
+            level=effect.level,
+            percent_yes_difference=100 * effect.estimate if binary else None,
+        ),
+        model=None
+        if fit is None
+        else ModelResult(
+            method=fit.method, estimate=fit.estimate, ci=fit.ci, p=fit.p, caution=MODEL_CAUTION
+        ),
+        note="; ".join(notes) or None,
     )
 
 
-def _all_questions(rows: Sequence[ResponseRow], seed: int, n_boot: int) -> list[QuestionStats]:
-    return [_question_stats(rows, q.key, q.text, seed, n_boot) for q in QUESTIONS]
+def _all_questions(
+    rows: Sequence[ResponseRow], seed: int, n_boot: int, permutations: int, *, model: bool
+) -> list[QuestionStats]:
+    out = [
+        _question_stats(rows, q.key, q.text, seed, n_boot, permutations, model=model)
+        for q in QUESTIONS
+    ]
+    adjusted = clustered.holm([q.reader_aware.p if q.reader_aware else None for q in out])
+    for q, p in zip(out, adjusted, strict=True):
+        if q.reader_aware is not None:
+            q.reader_aware.p_holm = p
+    return out
 
 
-def study_stats(session: Session, study: Study, *, n_boot: int = BOOTSTRAP_RESAMPLES) -> StudyStats:
-    rows = list(repository.response_rows(session, study))
+def _inclusion(
+    rule: Rule, excluded: list[int], counted: Sequence[ResponseRow], everything: int
+) -> Inclusion:
+    readers = {r.reader_id for r in counted}
+    revoked = sorted({r.reader for r in counted if r.reader_revoked})
+    text = (
+        f"{'complete cases only (all three questions answered)' if rule == 'complete' else 'every answer given'}: "
+        f"{len(counted)} of {everything} reader x case pairs, {len(readers)} readers"
+    )  # fmt: skip
+    if excluded:
+        text += f"; readers left out: {', '.join(map(str, excluded))}"
+    if revoked:
+        text += f"; withdrawn readers counted: {', '.join(revoked)}"
+    return Inclusion(
+        rule=rule, excluded_readers=excluded, readers=len(readers), cases=len(counted), text=text
+    )
+
+
+def study_stats(
+    session: Session, study: Study, *, rule: Rule = "complete",
+    exclude_readers: Sequence[int] = (), n_boot: int = BOOTSTRAP_RESAMPLES,
+    permutations: int = PERMUTATIONS,
+) -> StudyStats:  # fmt: skip
+    everything = list(repository.response_rows(session, study))
+    excluded = sorted(set(exclude_readers))
+    rows = [
+        r
+        for r in everything
+        if r.reader_id not in excluded and (_complete(r) if rule == "complete" else r.revisions > 0)
+    ]
     by_reader: dict[int, list[ResponseRow]] = defaultdict(list)
     for r in rows:
         by_reader[r.reader_id].append(r)
+    per_reader = []
+    for rid, rs in by_reader.items():
+        pie = sum(r.is_pie for r in rs)
+        few = min(pie, len(rs) - pie) < MIN_READER_ANSWERS
+        per_reader.append(
+            ReaderStats(
+                reader_id=rid,
+                reader=rs[0].reader,
+                revoked=rs[0].reader_revoked,
+                answers=len(rs),
+                questions=_all_questions(rs, study.seed, n_boot, permutations, model=False),
+                note=(
+                    f"too few answers for this reader's own test to say much ({pie} PIE, "
+                    f"{len(rs) - pie} non-PIE; at least {MIN_READER_ANSWERS} of each wanted)"
+                    if few
+                    else None
+                ),
+            )
+        )
     return StudyStats(
         study_id=study.id,
         readers=len(by_reader),
-        answered_cases=sum(r.revisions > 0 for r in rows),
+        answered_cases=sum(r.revisions > 0 for r in everything if r.reader_id not in excluded),
+        inclusion=_inclusion(rule, excluded, rows, len(everything)),
+        permutations=permutations,
         bootstrap_resamples=n_boot,
-        questions=_all_questions(rows, study.seed, n_boot),
-        per_reader=[
-            ReaderStats(
-                reader_id=rid, reader=rs[0].reader, questions=_all_questions(rs, study.seed, n_boot)
-            )
-            for rid, rs in by_reader.items()
-        ],
+        questions=_all_questions(rows, study.seed, n_boot, permutations, model=True),
+        per_reader=per_reader,
     )
 
 

@@ -48,6 +48,7 @@ def study(
         "study": item,
         "progress": service.progress(session, item),
         "stats": stats_service.study_stats(session, item, n_boot=1000),
+        "caution": stats_service.MODEL_CAUTION,
         "pie_set": piesets_service.get_pie_set(session, item.pie_set_id),
         "refresh_ms": refresh_ms,
     }

@@ -75,6 +75,9 @@ def test_coordinator_creates_enrolls_exports_and_reads_statistics(
     assert len(rows) == 6 and all("10 / 40" in r.inner_text() for r in rows)
     stats = page.inner_text("#stats")
     assert "Kruskal-Wallis" in stats and "needs at least" not in stats
+    clustered = page.inner_text("#stats-readers")
+    assert "Holm" in clustered and "Cliff" in clustered and "points" in clustered
+    assert "complete cases only" in page.inner_text("#inclusion")
     assert page.query_selector_all("#fig6 rect") and len(page.query_selector_all("#fig6 rect")) == 6
     screenshot(page, "coordinator-study")
 

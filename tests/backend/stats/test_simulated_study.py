@@ -164,8 +164,26 @@ def test_six_readers_forty_cases(
     # statistics, against an independent computation
     stats = client.get(f"/api/studies/{s.study_id}/stats", headers=s.coordinator).json()
     assert stats["readers"] == 6 and stats["answered_cases"] == 240
+    assert stats["inclusion"]["rule"] == "complete" and stats["inclusion"]["cases"] == 240
+    assert stats["inclusion"]["text"].startswith("complete cases only")
     by_q = {q["question"]: q for q in stats["questions"]}
     check_question_stats(by_q, truth)
+    ps = [by_q[q]["reader_aware"]["p"] for q in QUESTIONS]
+    order = np.argsort(ps)  # Holm by hand: step down, monotone
+    holm = np.maximum.accumulate([min(1.0, (3 - i) * ps[j]) for i, j in enumerate(order)])
+    for i, j in enumerate(order):
+        assert by_q[QUESTIONS[j]]["reader_aware"]["p_holm"] == pytest.approx(holm[i])
+    # leaving a reader out counts the other five, and says so
+    left_out = stats["per_reader"][0]["reader_id"]
+    five = client.get(
+        f"/api/studies/{s.study_id}/stats?exclude_reader={left_out}", headers=s.coordinator
+    ).json()
+    assert five["inclusion"]["cases"] == 200 and five["inclusion"]["excluded_readers"] == [left_out]
+    assert f"readers left out: {left_out}" in five["inclusion"]["text"]
+    check_question_stats(
+        {q["question"]: q for q in five["questions"]},
+        [t for t in truth if t["reader_id"] != left_out],
+    )
     for reader_stats in stats["per_reader"]:
         mine = [t for t in truth if t["reader_id"] == reader_stats["reader_id"]]
         assert len(mine) == 40
@@ -193,8 +211,26 @@ def check_question_stats(by_q: dict[str, dict[str, Any]], truth: list[dict[str, 
         assert got["df"] == 1
         n = pie.size + non.size
         assert got["epsilon_squared"] == pytest.approx(ref.statistic / (n - 1), abs=1e-12)
-        low, high = got["epsilon_squared_ci"]
-        assert 0 <= low <= high
+        # readers as clusters: Cliff's delta within each reader, weighted m*k/(m+k)
+        deltas, weights = [], []
+        for rid in sorted({t["reader_id"] for t in truth}):
+            x = np.array(
+                [float(t[question]) for t in truth if t["reader_id"] == rid and t["is_pie"]]
+            )
+            y = np.array(
+                [float(t[question]) for t in truth if t["reader_id"] == rid and not t["is_pie"]]
+            )
+            if x.size and y.size:
+                deltas.append(np.sign(x[:, None] - y[None, :]).mean())
+                weights.append(x.size * y.size / (x.size + y.size))
+        effect = got["effect"]
+        assert effect["estimate"] == pytest.approx(np.dot(deltas, weights) / sum(weights))
+        low, high = effect["ci"]
+        assert low <= effect["estimate"] <= high and low >= -1 and high <= 1
+        if question == "agree":
+            assert effect["percent_yes_difference"] == pytest.approx(100 * effect["estimate"])
+        if got["reader_aware"] is not None:
+            assert 0 < got["reader_aware"]["p"] <= got["reader_aware"]["p_holm"] <= 1
 
 
 def test_stats_before_any_answer_say_why(
