@@ -1,9 +1,8 @@
 """Which reader-aware test to trust with 6 readers: the stratified permutation test against GEE.
 
 Simulates studies of the paper's shape (6 readers x 40 cases, 20 PIE + 20 non-PIE each) with
-reader effects (each reader's own level and use of the scale, as in
-tests/backend/stats/test_validity.py) and no PIE effect, and reports how often each test gives
-P < 0.05: van Elteren's test by permutation within readers (mid-P), and GEE with readers as
+reader effects (each reader's own level and use of the scale: backend.stats.simulation) and no
+PIE effect, and reports how often each test gives P < 0.05: van Elteren's test by permutation within readers (mid-P), and GEE with readers as
 clusters (ordinal for the 1-5 scale, logistic for agreement), with the plain robust sandwich
 variance and the bias-reduced one (Mancl & DeRouen). Then the power of each at a stated shift.
 
@@ -25,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from backend.stats.clustered import van_elteren_permutation  # noqa: E402
-from tests.backend.stats.test_validity import simulate  # noqa: E402
+from backend.stats.simulation import simulate  # noqa: E402
 
 
 def gee_p(values: np.ndarray, pie: np.ndarray, reader: np.ndarray, binary: bool, cov: str) -> float:

@@ -75,6 +75,31 @@ class Inclusion(BaseModel):
     text: str
 
 
+class EstimateRead(BaseModel):
+    method: str
+    value: float
+    ci: tuple[float, float] | None
+    cases: int
+
+
+class PairKappaRead(BaseModel):
+    reader_a: int
+    reader_b: int
+    estimate: EstimateRead
+
+
+class AgreementStats(BaseModel):
+    """Agreement between readers on the overlap cases (read by every reader)."""
+
+    overlap_cases: int
+    readers: int
+    fleiss_kappa_agree: EstimateRead | None
+    weighted_kappa: dict[str, list[PairKappaRead]]  # quality, difficulty: every pair
+    krippendorff_alpha: dict[str, EstimateRead | None]  # quality, difficulty
+    icc: dict[str, EstimateRead | None]  # quality, difficulty
+    note: str | None
+
+
 class StudyStats(BaseModel):
     study_id: int
     readers: int
@@ -83,4 +108,5 @@ class StudyStats(BaseModel):
     permutations: int
     bootstrap_resamples: int
     questions: list[QuestionStats]
+    agreement: AgreementStats
     per_reader: list[ReaderStats]

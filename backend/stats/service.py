@@ -16,13 +16,16 @@ import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.reading.service import QUESTIONS
-from backend.stats import clustered, compute, repository
+from backend.stats import agreement, clustered, compute, repository
 from backend.stats.repository import ResponseRow
 from backend.stats.schemas import (
+    AgreementStats,
     EffectSize,
+    EstimateRead,
     GroupSummaryRead,
     Inclusion,
     ModelResult,
+    PairKappaRead,
     QuestionStats,
     ReaderAwareTest,
     ReaderStats,
@@ -137,10 +140,65 @@ def _inclusion(
     )
 
 
+def _estimate(e: agreement.Estimate | None) -> EstimateRead | None:
+    return None if e is None else EstimateRead(**vars(e))
+
+
+def _agreement(rows: Sequence[ResponseRow], seed: int, resamples: int) -> AgreementStats:
+    overlap = [r for r in rows if r.is_overlap]
+    readers = sorted({r.reader_id for r in overlap})
+    cases = sorted({r.case_id for r in overlap})
+    column = {rid: j for j, rid in enumerate(readers)}
+    row_of = {cid: i for i, cid in enumerate(cases)}
+
+    def matrix(key: str) -> np.ndarray:
+        m = np.full((len(cases), len(readers)), np.nan)
+        for r in overlap:
+            v = getattr(r, key)
+            if v is not None:
+                m[row_of[r.case_id], column[r.reader_id]] = float(v)
+        return m
+
+    scales = ("quality", "difficulty")
+    mats = {key: matrix(key) for key in ("agree", *scales)}
+    note = None
+    if len(cases) < agreement.MIN_CASES or len(readers) < 2:
+        note = (
+            f"agreement needs at least {agreement.MIN_CASES} overlap cases read by 2 readers or "
+            f"more (this study counts {len(cases)} overlap cases, {len(readers)} readers)"
+        )
+    return AgreementStats(
+        overlap_cases=len(cases),
+        readers=len(readers),
+        fleiss_kappa_agree=_estimate(
+            agreement.fleiss_kappa(mats["agree"], resamples=resamples, seed=seed)
+        ),
+        weighted_kappa={
+            key: [
+                PairKappaRead(
+                    reader_a=k.reader_a,
+                    reader_b=k.reader_b,
+                    estimate=EstimateRead(**vars(k.estimate)),
+                )
+                for k in agreement.pairwise_weighted_kappa(
+                    mats[key], readers, resamples=resamples, seed=seed
+                )
+            ]
+            for key in scales
+        },
+        krippendorff_alpha={
+            key: _estimate(agreement.krippendorff_alpha(mats[key], resamples=resamples, seed=seed))
+            for key in scales
+        },
+        icc={key: _estimate(agreement.icc_2_1(mats[key])) for key in scales},
+        note=note,
+    )
+
+
 def study_stats(
     session: Session, study: Study, *, rule: Rule = "complete",
     exclude_readers: Sequence[int] = (), n_boot: int = BOOTSTRAP_RESAMPLES,
-    permutations: int = PERMUTATIONS,
+    permutations: int = PERMUTATIONS, agreement_resamples: int = agreement.RESAMPLES,
 ) -> StudyStats:  # fmt: skip
     everything = list(repository.response_rows(session, study))
     excluded = sorted(set(exclude_readers))
@@ -179,6 +237,7 @@ def study_stats(
         permutations=permutations,
         bootstrap_resamples=n_boot,
         questions=_all_questions(rows, study.seed, n_boot, permutations, model=True),
+        agreement=_agreement(rows, study.seed, agreement_resamples),
         per_reader=per_reader,
     )
 

@@ -78,6 +78,7 @@ def test_coordinator_creates_enrolls_exports_and_reads_statistics(
     clustered = page.inner_text("#stats-readers")
     assert "Holm" in clustered and "Cliff" in clustered and "points" in clustered
     assert "complete cases only" in page.inner_text("#inclusion")
+    assert "Fleiss" in page.inner_text("#agreement")
     assert page.query_selector_all("#fig6 rect") and len(page.query_selector_all("#fig6 rect")) == 6
     screenshot(page, "coordinator-study")
 

@@ -21,6 +21,7 @@ from backend.reading.schemas import ReaderSchema
 from backend.studies.models import Assignment, Reader, StudyCase
 from tests.backend.conftest import StudySetup
 
+TOKEN = re.compile(r"[A-Za-z0-9_-]{32,}")
 WORDS = re.compile(r"pie|score|rank|is_pie|non-pie|group", re.IGNORECASE)
 
 
@@ -215,9 +216,10 @@ def test_walk_every_reader_route(
         text += "\n" + "\n".join(f"{k}: {v}" for k, v in r.headers.items())
         for secret in hidden["strings"]:
             assert secret not in text, f"{name} leaks {secret!r}"
-        assert not WORDS.search(text.replace("piestudy", "")), (
-            f"{name} mentions membership: {WORDS.search(text)}"
-        )
+        # random tokens (session cookies, keys: 32+ URL-safe characters) can spell "pie" by
+        # chance, about once in 800 tokens; they are left out of the search
+        words = TOKEN.sub("", text.replace("piestudy", ""))
+        assert not WORDS.search(words), f"{name} mentions membership: {WORDS.search(words)}"
         if r.content and "json" in r.headers.get("content-type", ""):
             for key, value in _pairs(r.json()):
                 assert not (key.endswith("id") and isinstance(value, int)), (

@@ -13,23 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from backend.stats.clustered import stratified_cliffs_delta, van_elteren_permutation
+from backend.stats.simulation import simulate
 
 SETS = 400
-
-
-def simulate(
-    rng: np.random.Generator, *, shift: float = 0.0, readers: int = 6, cases: int = 40
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    values, pies, ids = [], [], []
-    for r in range(readers):
-        level = rng.normal(0, 0.8)
-        cuts = np.array([-1.5, -0.5, 0.5, 1.5]) * np.exp(rng.normal(0, 0.2))
-        pie = rng.permutation(np.arange(cases) < cases // 2)
-        latent = rng.normal(level + shift * pie, 1.0)
-        values.append(1.0 + np.searchsorted(cuts, latent))
-        pies.append(pie)
-        ids.append(np.full(cases, r))
-    return np.concatenate(values), np.concatenate(pies), np.concatenate(ids)
 
 
 def _rates(binary: bool, shift: float, seed: int, sets: int = SETS) -> tuple[float, float]:
