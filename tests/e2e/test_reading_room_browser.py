@@ -239,6 +239,13 @@ def test_each_save_state_is_shown(
     page.keyboard.press("y")
     page.wait_for_selector("#save-state[data-state=saving]")
     assert page.inner_text("#save-state") == "Saving…"
+    # the page shows "saving" as the answer is given, before its request leaves: the route
+    # handler sees it a moment later (Playwright delivers it while the test waits)
+    for _ in range(500):
+        if held:
+            break
+        page.wait_for_timeout(20)
+    assert held, "the save never reached the network"
     held[0].continue_()
     page.wait_for_selector("#save-state[data-state=saved]")
     assert page.inner_text("#save-state") == "Saved"
