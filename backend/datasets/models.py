@@ -10,6 +10,11 @@ from backend.db import Base, UTCDateTime
 from backend.timeutil import utcnow
 
 
+def shown_labels(classes: list[str], labels: list[int]) -> list[str]:
+    """The names of an image's labels, in the dataset's class order: what a reader is shown."""
+    return [c for c, v in zip(classes, labels, strict=True) if v]
+
+
 class Dataset(Base):
     __tablename__ = "datasets"
 

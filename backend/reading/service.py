@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.auth.tokens import hash_token, new_token
+from backend.datasets.models import shown_labels
 from backend.errors import AppError, ConflictError, NotFoundError
 from backend.reading import repository
 from backend.reading.models import Answer, AnswerRevision, ReaderSession
@@ -228,7 +229,7 @@ def get_case(
         position=position,
         total=total,
         practice=practice,
-        labels=[c for c, v in zip(dataset.classes, image.labels, strict=True) if v],
+        labels=shown_labels(dataset.classes, image.labels),
         image_url=f"/api/reader/cases/{position}/image",
         answer=_state(repository.answer_for(session, assignment_id)),
         previous_position=position - 1 if position > 1 else None,

@@ -4,6 +4,10 @@ Each is a generator of text chunks over a streamed query, so memory stays flat h
 readers a study has. Text cells that a spreadsheet would run as a formula are escaped.
 Each reader's profile (the study's profile questions) follows in columns profile_<key>.
 Practice cases are not in the rows (backend.stats.repository.response_rows).
+
+Every format carries what the reader was shown and said: the image's labels (joined by "|", as
+ChestX-ray14 writes them), the answers, the reader's flag and comment and profile; and, as these
+exports are the coordinator's, the image's PIE score and its rank in the PIE set.
 """
 
 from __future__ import annotations
@@ -19,14 +23,15 @@ from backend.stats.repository import ResponseRow
 from backend.studies.models import Study
 
 LONG_HEADER = [
-    "study_id", "study", "reader_id", "reader", "case_id", "image", "group", "overlap",
-    "question", "answer", "answered_at", "seconds_on_case",
+    "study_id", "study", "reader_id", "reader", "case_id", "image", "labels", "group", "pie_score",
+    "pie_rank", "overlap", "question", "answer", "answered_at", "seconds_on_case", "flagged", "comment",
 ]  # fmt: skip
 WIDE_HEADER = [
-    "study_id", "study", "reader_id", "reader", "case_id", "image", "group", "overlap", "position",
-    "agree", "quality", "difficulty", "seconds_on_case", "first_opened_at", "completed_at", "revisions",
-    "flagged", "comment",
+    "study_id", "study", "reader_id", "reader", "case_id", "image", "labels", "group", "pie_score",
+    "pie_rank", "overlap", "position", "agree", "quality", "difficulty", "seconds_on_case",
+    "first_opened_at", "completed_at", "revisions", "flagged", "comment",
 ]  # fmt: skip
+LABEL_SEPARATOR = "|"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -49,6 +54,17 @@ def _agree(value: bool | None) -> str:
 
 def _seconds(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else repr(value)
+
+
+def _shown(row: ResponseRow) -> list[Any]:
+    """labels, group, PIE score and rank: the columns after the image's id."""
+    labels = safe_cell(LABEL_SEPARATOR.join(row.labels))
+    rank = "" if row.pie_rank is None else row.pie_rank
+    return [labels, _group(row), _number(row.pie_score), rank]
 
 
 def _csv_lines(
@@ -85,21 +101,18 @@ def long_csv(study: Study, rows: Iterable[ResponseRow]) -> Iterator[str]:
         for r in rows:
             profile = _profile_cells(keys, r)
             base = [
-                study.id,
-                name,
-                r.reader_id,
-                safe_cell(r.reader),
-                r.case_id,
-                safe_cell(r.image),
-                _group(r),
-                int(r.is_overlap),
-            ]
-            seconds = _seconds(r.seconds_on_case)
-            yield [*base, "agree", _agree(r.agree), _time(r.agree_at), seconds, *profile]
-            yield [*base, "quality", r.quality or "", _time(r.quality_at), seconds, *profile]
-            yield [
-                *base, "difficulty", r.difficulty or "", _time(r.difficulty_at), seconds, *profile
+                study.id, name, r.reader_id, safe_cell(r.reader), r.case_id, safe_cell(r.image),
+                *_shown(r), int(r.is_overlap),
             ]  # fmt: skip
+            after = [
+                _seconds(r.seconds_on_case),
+                int(r.flagged),
+                safe_cell(r.comment or ""),
+                *profile,
+            ]
+            yield [*base, "agree", _agree(r.agree), _time(r.agree_at), *after]
+            yield [*base, "quality", r.quality or "", _time(r.quality_at), *after]
+            yield [*base, "difficulty", r.difficulty or "", _time(r.difficulty_at), *after]
 
     return _csv_lines(LONG_HEADER + [f"profile_{k}" for k in keys], lines())
 
@@ -112,7 +125,7 @@ def wide_csv(study: Study, rows: Iterable[ResponseRow]) -> Iterator[str]:
         name = safe_cell(study.name)
         for r in rows:
             yield [
-                study.id, name, r.reader_id, safe_cell(r.reader), r.case_id, safe_cell(r.image), _group(r),
+                study.id, name, r.reader_id, safe_cell(r.reader), r.case_id, safe_cell(r.image), *_shown(r),
                 int(r.is_overlap), r.position, _agree(r.agree), r.quality or "", r.difficulty or "",
                 _seconds(r.seconds_on_case), _time(r.first_opened_at), _time(r.completed_at), r.revisions,
                 int(r.flagged), safe_cell(r.comment or ""), *_profile_cells(keys, r),
@@ -141,7 +154,10 @@ def as_json(study: Study, rows: Iterable[ResponseRow]) -> Iterator[str]:
             "reader": r.reader,
             "case_id": r.case_id,
             "image": r.image,
+            "labels": list(r.labels),
             "group": _group(r),
+            "pie_score": r.pie_score,
+            "pie_rank": r.pie_rank,
             "overlap": r.is_overlap,
             "position": r.position,
             "agree": r.agree,

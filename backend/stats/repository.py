@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.datasets.models import Image
-from backend.piesets.models import PieSetMember
+from backend.datasets.models import Dataset, Image, shown_labels
+from backend.piesets.models import PieSet, PieSetMember
 from backend.reading.models import Answer, CaseView
 from backend.studies.models import Assignment, Reader, Study, StudyCase
 
@@ -39,11 +39,18 @@ class ResponseRow:
     comment: str | None
     profile: dict[str, Any] | None  # the reader's answers to the study's profile questions
     reader_revoked: bool = False  # the coordinator withdrew the reader's invitation
+    labels: tuple[str, ...] = ()  # the dataset's labels of the image, as the reader was shown them
+    pie_score: float | None = None  # for coordinators only: never on a reader route
+    pie_rank: int | None = None
 
 
 def response_rows(session: Session, study: Study, *, chunk: int = 1000) -> Iterator[ResponseRow]:
     """Every reader x study case, by reader slot then position; streamed in chunks. Practice
     cases are not study cases: they are left out here, so of every export and statistic."""
+    classes = session.execute(
+        select(Dataset.classes).join(PieSet, PieSet.dataset_id == Dataset.id)
+        .where(PieSet.id == study.pie_set_id)
+    ).scalar_one()  # fmt: skip
     stmt = (
         select(
             Reader.id,
@@ -67,6 +74,9 @@ def response_rows(session: Session, study: Study, *, chunk: int = 1000) -> Itera
             Answer.comment,
             Reader.profile,
             Reader.revoked_at.is_not(None),
+            Image.labels,
+            PieSetMember.score,
+            PieSetMember.rank,
         )
         .join(Assignment, Assignment.reader_id == Reader.id)
         .join(StudyCase, StudyCase.id == Assignment.case_id)
@@ -85,9 +95,10 @@ def response_rows(session: Session, study: Study, *, chunk: int = 1000) -> Itera
     for row in session.execute(stmt):
         (rid, name, case_id, image, is_pie, overlap, pos, agree, quality, difficulty,
          agree_at, quality_at, difficulty_at, seconds, completed, revisions, opened, flagged,
-         comment, profile, revoked) = row  # fmt: skip
+         comment, profile, revoked, labels, score, rank) = row  # fmt: skip
         yield ResponseRow(
             rid, name, case_id, image, bool(is_pie), bool(overlap), pos, agree, quality, difficulty,
             agree_at, quality_at, difficulty_at, seconds, completed, revisions or 0, opened,
             bool(flagged), comment, profile, bool(revoked),
+            tuple(shown_labels(classes, labels)), score, rank,
         )  # fmt: skip

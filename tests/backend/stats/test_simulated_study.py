@@ -15,7 +15,11 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from scipy.stats import kruskal
+from sqlalchemy import select
 
+from backend.datasets.models import Image
+from backend.piesets.models import PieSetMember
+from backend.studies.models import Study
 from tests.backend.conftest import StudySetup
 
 # behaviour that depends on the database: run on SQLite and again on PostgreSQL
@@ -33,12 +37,14 @@ def run_reader(
         case = c.get(f"/api/reader/cases/{position}").json()
         assert c.get(case["image_url"]).status_code == 200
         pie = group_of[position]
-        answer = {
+        answer: dict[str, Any] = {
             "agree": rng.random() < (0.55 if pie else 0.6),
             "quality": rng.choice([2, 3, 3, 4, 4] if pie else [3, 4, 4, 5, 4]),
             "difficulty": rng.choice([2, 3, 3, 4] if pie else [1, 2, 2, 3]),
             "active_seconds": round(rng.uniform(5, 60), 3),
         }
+        if rng.random() < 0.2:  # the reader's own notes
+            answer |= {"flagged": True, "comment": f"note on {position}"}
         # half the time the three answers come in two saves, as a reader clicks through
         if rng.random() < 0.5:
             first = {
@@ -59,7 +65,7 @@ def run_reader(
             }
             answer["active_seconds"] += 1
             assert c.post(f"/api/reader/cases/{position}/answer", json=body).status_code == 200
-        given[position] = answer
+        given[position] = answer | {"labels": case["labels"]}  # what the reader was shown
     return given
 
 
@@ -91,6 +97,17 @@ def test_six_readers_forty_cases(
             )
 
     assert len(truth) == 240 and sum(t["is_pie"] for t in truth) == 120
+    assert any(t.get("flagged") for t in truth)
+    with app.state.sessionmaker() as session:  # the PIE set's own scores and ranks
+        members = {
+            external: (score, rank)
+            for external, score, rank in session.execute(
+                select(Image.external_id, PieSetMember.score, PieSetMember.rank)
+                .join(PieSetMember, PieSetMember.image_id == Image.id)
+                .join(Study, Study.pie_set_id == PieSetMember.pie_set_id)
+                .where(Study.id == s.study_id)
+            )
+        }
     key = {(t["reader_id"], t["image"]): t for t in truth}
 
     # progress
@@ -110,12 +127,17 @@ def test_six_readers_forty_cases(
         "reader",
         "case_id",
         "image",
+        "labels",
         "group",
+        "pie_score",
+        "pie_rank",
         "overlap",
         "question",
         "answer",
         "answered_at",
         "seconds_on_case",
+        "flagged",
+        "comment",
     ]
     for row in long_rows:
         t = key[(int(row["reader_id"]), row["image"])]
@@ -128,6 +150,12 @@ def test_six_readers_forty_cases(
         assert row["group"] == ("PIE" if t["is_pie"] else "non-PIE")
         assert float(row["seconds_on_case"]) == pytest.approx(t["active_seconds"], abs=1e-3)
         assert row["answered_at"] and row["reader"] == t["reader"]
+        assert row["labels"].split("|") == t["labels"]
+        assert (row["flagged"], row["comment"]) == (
+            ("1", t["comment"]) if t.get("flagged") else ("0", "")
+        )
+        score, rank = members[t["image"]]
+        assert (float(row["pie_score"]), int(row["pie_rank"])) == (score, rank)
     assert {(int(r["reader_id"]), r["image"], r["question"]) for r in long_rows} == {
         (k[0], k[1], q) for k in key for q in QUESTIONS
     }
@@ -151,15 +179,24 @@ def test_six_readers_forty_cases(
             str(t["difficulty"]),
         )
         assert row["completed_at"] and row["first_opened_at"] <= row["completed_at"]
+        assert row["labels"].split("|") == t["labels"] and row["flagged"] == str(
+            int(bool(t.get("flagged")))
+        )
+        assert (float(row["pie_score"]), int(row["pie_rank"])) == members[t["image"]]
 
     # JSON
     doc = json.loads(
         client.get(f"/api/studies/{s.study_id}/export?format=json", headers=s.coordinator).text
     )
     assert doc["study"]["id"] == s.study_id and len(doc["responses"]) == 240
-    assert all(
-        key[(x["reader_id"], x["image"])]["quality"] == x["quality"] for x in doc["responses"]
-    )
+    for x in doc["responses"]:
+        t = key[(x["reader_id"], x["image"])]
+        assert (x["quality"], x["labels"], x["comment"]) == (
+            t["quality"],
+            t["labels"],
+            t.get("comment"),
+        )
+        assert (x["pie_score"], x["pie_rank"]) == members[x["image"]]
 
     # statistics, against an independent computation
     stats = client.get(f"/api/studies/{s.study_id}/stats", headers=s.coordinator).json()
