@@ -60,12 +60,15 @@ def _question_stats(
     values = np.array([float(getattr(r, key)) for r in given])
     is_pie = np.array([r.is_pie for r in given], dtype=bool)
     readers = np.array([r.reader_id for r in given], dtype=np.int64)
+    cases = np.array([r.case_id for r in given], dtype=np.int64)  # overlap cases: one id, shared
     binary = key == "agree"
     pooled = compute.compare(values[is_pie], values[~is_pie], binary=binary)
     test = clustered.van_elteren_permutation(
-        values, is_pie, readers, permutations=permutations, seed=seed
+        values, is_pie, readers, case=cases, permutations=permutations, seed=seed
     )
-    effect = clustered.stratified_cliffs_delta(values, is_pie, readers, resamples=n_boot, seed=seed)
+    effect = clustered.stratified_cliffs_delta(
+        values, is_pie, readers, case=cases, resamples=n_boot, seed=seed
+    )
     fit = clustered.gee_fit(values, is_pie, readers, binary=binary) if model else None
     notes = [pooled.note] if pooled.note else []
     if test is None:

@@ -70,6 +70,55 @@ def test_two_readers_against_full_enumeration_of_the_within_reader_permutations(
     assert got.p == pytest.approx(exact, abs=0.01)
 
 
+def test_shared_cases_against_full_enumeration_of_the_allocations() -> None:
+    """3 readers, each with 4 own cases (2 PIEs) and the same 6 shared cases (3 PIEs): every
+    labelling the allocation could have drawn (6^3 for the own cases x 20 for the shared) is
+    enumerated; a shared case carries one label for all three readers."""
+    rng = np.random.default_rng(12)
+    reader = np.repeat([0, 1, 2], 10)
+    case = np.concatenate(
+        [np.concatenate([r * 4 + np.arange(4), 100 + np.arange(6)]) for r in range(3)]
+    )
+    shared_effect = rng.normal(0, 1, 6)
+    values = np.concatenate([
+        np.concatenate([rng.integers(1, 6, 4), np.clip(np.round(3 + shared_effect + rng.normal(0, .5, 6)), 1, 5)])
+        for _ in range(3)
+    ]).astype(float)  # fmt: skip
+    own_pies, shared_pies = (0, 1), (0, 2, 3)
+    pie = np.concatenate([np.isin(np.arange(10), [*own_pies, *(4 + i for i in shared_pies)])] * 3)
+    scores = np.concatenate([rankdata(values[reader == r]) / 11 for r in range(3)])
+
+    def statistic(labels: np.ndarray) -> float:
+        return float(
+            sum(
+                scores[(reader == r) & labels].sum()
+                - labels[reader == r].sum() * scores[reader == r].mean()
+                for r in range(3)
+            )
+        )
+
+    stats = []
+    own_choices = list(itertools.combinations(range(4), 2))
+    for a, b, c in itertools.product(own_choices, repeat=3):
+        for s in itertools.combinations(range(6), 3):
+            labels = np.concatenate(
+                [np.isin(np.arange(10), [*o, *(4 + i for i in s)]) for o in (a, b, c)]
+            )
+            stats.append(statistic(labels))
+    observed = statistic(pie)
+    extreme = np.abs(np.abs(stats) - abs(observed))
+    exact = np.mean(np.abs(stats) > abs(observed) + 1e-9) + 0.5 * np.mean(extreme <= 1e-9)
+    got = van_elteren_permutation(values, pie, reader, case=case, permutations=40_000, seed=3)
+    assert got is not None and got.readers == 3 and "whole cases" in got.method
+    assert got.statistic == pytest.approx(observed)
+    assert got.p == pytest.approx(exact, abs=0.01)
+    # a shared case in two groups at once is no allocation
+    broken = pie.copy()
+    broken[4] = ~broken[4]
+    with pytest.raises(ValueError, match="same group for every reader"):
+        van_elteren_permutation(values, broken, reader, case=case)
+
+
 def test_a_reader_shift_changes_nothing_within_readers() -> None:
     """The point of stratifying: one reader grading everything higher is not a PIE effect."""
     rng = np.random.default_rng(0)
