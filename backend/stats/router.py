@@ -12,7 +12,7 @@ from backend.auth.deps import CoordinatorUser
 from backend.db import IdPath, SessionDep
 from backend.stats import export, service
 from backend.stats.repository import ResponseRow
-from backend.stats.schemas import StudyStats
+from backend.stats.schemas import PowerRead, PowerRequest, StudyStats
 from backend.studies.models import Study
 from backend.studies.service import visible_study
 
@@ -23,6 +23,13 @@ _FORMATS: dict[str, tuple[str, str, Callable[[Study, Iterable[ResponseRow]], Ite
     "wide": ("text/csv; charset=utf-8", "csv", export.wide_csv),
     "json": ("application/json", "json", export.as_json),
 }
+
+
+@router.post("/power", response_model=PowerRead)
+def plan_power(body: PowerRequest, _user: CoordinatorUser) -> PowerRead:
+    """The power of a planned design under an assumed effect, by seeded simulation of the
+    analysis the study will get (the same seed gives the same answer)."""
+    return service.plan_power(body)
 
 
 @router.get("/{study_id}/stats", response_model=StudyStats)

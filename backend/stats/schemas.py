@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class GroupSummaryRead(BaseModel):
@@ -110,3 +110,40 @@ class StudyStats(BaseModel):
     questions: list[QuestionStats]
     agreement: AgreementStats
     per_reader: list[ReaderStats]
+
+
+class PowerRequest(BaseModel):
+    """A planned design and the effect it should find."""
+
+    readers: int = Field(default=6, ge=1, le=1000)
+    cases_per_reader: int = Field(default=40, ge=1, le=2000, description="each reader's own cases")
+    pie_fraction: float = Field(default=0.5, gt=0.0, lt=1.0)
+    overlap_cases: int = Field(default=0, ge=0, le=2000, description="cases every reader reads")
+    shift: float = Field(
+        default=0.4, ge=-4.0, le=4.0,
+        description="PIE minus non-PIE on the latent scale, about grade points on a 1-5 scale",
+    )  # fmt: skip
+    spread: float = Field(default=0.8, ge=0.0, le=4.0, description="SD of the readers' own levels")
+    case_spread: float = Field(
+        default=0.0, ge=0.0, le=4.0,
+        description="SD of a case's own effect, shared by the readers who read it (overlap cases)",
+    )  # fmt: skip
+    simulations: int = Field(default=200, ge=10, le=5000)
+    alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+
+
+class RateRead(BaseModel):
+    value: float
+    ci: tuple[float, float]
+
+
+class PowerRead(BaseModel):
+    method: str
+    simulations: int
+    alpha: float
+    seed: int
+    scale: RateRead  # a 1-5 question at alpha
+    scale_holm_first: RateRead  # a 1-5 question at alpha / 3 (Holm's first step)
+    agreement: RateRead  # the yes/no question at alpha
+    answers: int  # answers per simulated study

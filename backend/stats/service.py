@@ -15,8 +15,9 @@ from typing import Literal
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
+from backend.errors import InvalidInputError
 from backend.reading.service import QUESTIONS
-from backend.stats import agreement, clustered, compute, repository
+from backend.stats import agreement, clustered, compute, power, repository
 from backend.stats.repository import ResponseRow
 from backend.stats.schemas import (
     AgreementStats,
@@ -26,7 +27,10 @@ from backend.stats.schemas import (
     Inclusion,
     ModelResult,
     PairKappaRead,
+    PowerRead,
+    PowerRequest,
     QuestionStats,
+    RateRead,
     ReaderAwareTest,
     ReaderStats,
     StudyStats,
@@ -251,3 +255,27 @@ def streamed_response_rows(sessions: sessionmaker[Session], study: Study) -> Ite
     write lock that answer saves need)."""
     with sessions() as session:
         yield from repository.response_rows(session, study)
+
+
+def plan_power(body: PowerRequest) -> PowerRead:
+    """The power of a planned study (backend.stats.power); a 422 naming the problem where the
+    plan cannot be simulated."""
+    plan = power.Plan(
+        readers=body.readers, cases_per_reader=body.cases_per_reader,
+        pie_fraction=body.pie_fraction, overlap_cases=body.overlap_cases, shift=body.shift,
+        spread=body.spread, case_spread=body.case_spread,
+    )  # fmt: skip
+    try:
+        result = power.power(plan, simulations=body.simulations, alpha=body.alpha, seed=body.seed)
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from exc
+    return PowerRead(
+        method=result.method,
+        simulations=result.simulations,
+        alpha=result.alpha,
+        seed=result.seed,
+        scale=RateRead(**vars(result.scale)),
+        scale_holm_first=RateRead(**vars(result.scale_holm_first)),
+        agreement=RateRead(**vars(result.agreement)),
+        answers=plan.answers(),
+    )

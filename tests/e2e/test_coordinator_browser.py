@@ -47,6 +47,20 @@ def test_coordinator_creates_enrolls_exports_and_reads_statistics(
     wait_until(
         page, "document.getElementById('preview').textContent.includes('20 PIEs + 20 non-PIEs')"
     )
+    # the power planner beside the preview: the design's power under the assumed effect, and
+    # about the test's level when the effect is set to none
+    shown = "document.getElementById('power').textContent"
+    wait_until(page, f"/^Power at P < 0.05: \\d+%/.test({shown})")
+    assert "van Elteren" in page.inner_text("#power")
+    planned = int(page.inner_text("#power").split(": ")[1].split("%")[0])
+    page.fill("input[name=shift]", "0")
+    wait_until(
+        page,
+        f"/^Power at P < 0.05: \\d+%/.test({shown}) && {shown} !== {page.inner_text('#power')!r}",
+    )
+    null = int(page.inner_text("#power").split(": ")[1].split("%")[0])
+    assert null <= 12 < planned, (null, planned)
+    page.fill("input[name=shift]", "0.4")
     screenshot(page, "coordinator-studies")
     page.click("#create-study button[type=submit]")
     page.wait_for_url("**/studies/*")

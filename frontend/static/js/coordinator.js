@@ -77,8 +77,31 @@ if (create) {
         (p.feasible ? "" : ` Not enough: ${p.problem}`);
     } catch (err) { $("#preview").textContent = err.message; }
   };
-  create.addEventListener("input", preview);
+  // The power of the design: a seeded simulation on the server (a second or two), run once the
+  // form has been still for a moment; an answer to an older form is dropped.
+  let powerTimer = 0, powerAsked = 0;
+  const power = async () => {
+    const asked = ++powerAsked;
+    const f = new FormData(create), d = design();
+    const body = {
+      readers: d.planned_readers, cases_per_reader: d.cases_per_reader, pie_fraction: d.pie_fraction,
+      overlap_cases: d.overlap_cases, shift: Number(f.get("shift")), spread: Number(f.get("spread")),
+      case_spread: Number(f.get("case_spread") || 0),
+    };
+    $("#power").textContent = "Simulating…";
+    try {
+      const p = await api("POST", "/api/studies/power", body);
+      if (asked !== powerAsked) return;
+      const pct = (r) => `${Math.round(100 * r.value)}% (${Math.round(100 * r.ci[0])}-${Math.round(100 * r.ci[1])}%)`;
+      $("#power").textContent = `Power at P < ${p.alpha}: ${pct(p.scale)} for a 1-5 question, ${pct(p.scale_holm_first)} ` +
+        `at P < ${(p.alpha / 3).toFixed(4)} (Holm's first step across the three questions), ${pct(p.agreement)} for agreement (yes/no). ` +
+        `${p.method}.`;
+    } catch (err) { if (asked === powerAsked) $("#power").textContent = err.message; }
+  };
+  const schedulePower = () => { clearTimeout(powerTimer); powerTimer = setTimeout(power, 600); };
+  create.addEventListener("input", () => { preview(); schedulePower(); });
   preview();
+  power();
   create.addEventListener("submit", async (e) => {
     e.preventDefault();
     try {
