@@ -15,11 +15,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-from backend.stats.repository import ResponseRow
+from backend.stats.repository import ResponseRow, RevisionRow
 from backend.studies.models import Study
 
 LONG_HEADER = [
@@ -33,6 +34,13 @@ WIDE_HEADER = [
 ]  # fmt: skip
 LABEL_SEPARATOR = "|"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def download_headers(study: Study, kind: str, extension: str) -> dict[str, str]:
+    """A download's headers: the file name from the study's id and name."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", study.name).strip("-")[:60] or "study"
+    filename = f"piestudy-{study.id}-{slug}-{kind}.{extension}"
+    return {"content-disposition": f'attachment; filename="{filename}"'}
 
 
 def safe_cell(text: str) -> str:
@@ -175,3 +183,31 @@ def as_json(study: Study, rows: Iterable[ResponseRow]) -> Iterator[str]:
         }  # fmt: skip
         yield ("," if i else "") + json.dumps(item)
     yield "]}"
+
+
+AUDIT_HEADER = [
+    "study_id", "reader_id", "reader", "case_id", "image", "group", "overlap", "practice",
+    "position", "revision", "client_answer_id", "agree", "quality", "difficulty", "flagged",
+    "comment", "active_seconds", "client_sent_at", "received_at",
+]  # fmt: skip
+
+
+def audit_csv(study: Study, rows: Iterable[RevisionRow]) -> Iterator[str]:
+    """Every save of every answer, as received: what each reader sent, when their browser sent
+    it (client_sent_at, the browser's clock) and when the server received it. A field the save
+    left out is empty (the save kept the earlier value)."""
+
+    def flag(value: bool | None) -> str:
+        return "" if value is None else str(int(value))
+
+    def lines() -> Iterator[list[Any]]:
+        for r in rows:
+            yield [
+                study.id, r.reader_id, safe_cell(r.reader), r.case_id, safe_cell(r.image),
+                "PIE" if r.is_pie else "non-PIE", int(r.is_overlap), int(r.practice), r.position,
+                r.revision, safe_cell(r.client_answer_id), _agree(r.agree), r.quality or "",
+                r.difficulty or "", flag(r.flagged), safe_cell(r.comment or ""),
+                _seconds(r.active_seconds), _time(r.client_sent_at), _time(r.received_at),
+            ]  # fmt: skip
+
+    return _csv_lines(AUDIT_HEADER, lines())

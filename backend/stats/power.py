@@ -18,10 +18,14 @@ import numpy as np
 
 from backend.stats.clustered import van_elteren_permutation
 from backend.stats.simulation import simulate_cases
+from backend.studies.allocation import round_half_up
 
 QUESTIONS = 3  # Holm's procedure runs across the three questions
 PERMUTATIONS = 999
-MAX_WORK = 20_000_000  # answers x simulations: about 15 s of CPU at most
+# answers x simulations one request may simulate: about 4 s on one core of this project's CI
+# machine (each simulated answer is tested twice, with 999 permutations each)
+MAX_WORK = 200_000
+MAX_SIMULATIONS = 200  # where the request leaves the number to the server
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,14 @@ def check(plan: Plan, simulations: int) -> None:
         raise ValueError("readers must be at least 1, cases and overlap cases at least 0")
     if not 0.0 < plan.pie_fraction < 1.0:
         raise ValueError("pie_fraction must lie strictly between 0 and 1: both groups are needed")
+    pies = round_half_up(plan.cases_per_reader * plan.pie_fraction) + round_half_up(
+        plan.overlap_cases * plan.pie_fraction
+    )
+    if not 0 < pies < plan.cases_per_reader + plan.overlap_cases:
+        raise ValueError(
+            f"the plan gives each reader {pies} PIE cases of {plan.cases_per_reader + plan.overlap_cases}: "
+            "each reader needs PIE and non-PIE cases (change pie_fraction or the cases)"
+        )
     if plan.spread < 0 or plan.case_spread < 0:
         raise ValueError("spread and case_spread cannot be negative")
     if not 10 <= simulations <= 5000:
@@ -75,8 +87,15 @@ def check(plan: Plan, simulations: int) -> None:
     if plan.answers() * simulations > MAX_WORK:
         raise ValueError(
             f"{plan.answers():,} answers x {simulations:,} simulations is more than this server "
-            f"simulates in one request ({MAX_WORK:,}): ask for fewer simulations"
+            f"simulates in one request ({MAX_WORK:,} answers in all): ask for at most "
+            f"{fitting(plan)} simulations"
+            + ("" if fitting(plan) >= 10 else ", fewer than the 10 needed: plan a smaller study")
         )
+
+
+def fitting(plan: Plan) -> int:
+    """The most simulations of the plan one request may run."""
+    return min(MAX_SIMULATIONS, MAX_WORK // max(plan.answers(), 1))
 
 
 def power(plan: Plan, *, simulations: int = 200, alpha: float = 0.05, seed: int = 0) -> Power:

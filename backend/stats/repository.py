@@ -10,13 +10,14 @@ from sqlalchemy.orm import Session
 
 from backend.datasets.models import Dataset, Image, shown_labels
 from backend.piesets.models import PieSet, PieSetMember
-from backend.reading.models import Answer, CaseView
+from backend.reading.models import Answer, AnswerRevision, CaseView
 from backend.studies.models import Assignment, Reader, Study, StudyCase
+from backend.studies.repository import case_member
 
 
 @dataclass(frozen=True)
-class ResponseRow:
-    """One reader x case, with the current answer (None fields where not given)."""
+class ReaderCase:
+    """One case in one reader's list."""
 
     reader_id: int
     reader: str
@@ -25,6 +26,12 @@ class ResponseRow:
     is_pie: bool
     is_overlap: bool
     position: int
+
+
+@dataclass(frozen=True)
+class ResponseRow(ReaderCase):
+    """One reader x case, with the current answer (None fields where not given)."""
+
     agree: bool | None
     quality: int | None
     difficulty: int | None
@@ -81,11 +88,7 @@ def response_rows(session: Session, study: Study, *, chunk: int = 1000) -> Itera
         .join(Assignment, Assignment.reader_id == Reader.id)
         .join(StudyCase, StudyCase.id == Assignment.case_id)
         .join(Image, Image.id == StudyCase.image_id)
-        .join(
-            PieSetMember,
-            (PieSetMember.image_id == StudyCase.image_id)
-            & (PieSetMember.pie_set_id == study.pie_set_id),
-        )
+        .join(PieSetMember, case_member(study))
         .outerjoin(Answer, Answer.assignment_id == Assignment.id)
         .outerjoin(CaseView, CaseView.assignment_id == Assignment.id)
         .where(Reader.study_id == study.id, StudyCase.practice.is_(False))
@@ -101,4 +104,56 @@ def response_rows(session: Session, study: Study, *, chunk: int = 1000) -> Itera
             agree_at, quality_at, difficulty_at, seconds, completed, revisions or 0, opened,
             bool(flagged), comment, profile, bool(revoked),
             tuple(shown_labels(classes, labels)), score, rank,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RevisionRow(ReaderCase):
+    """One save of one answer, as the server received it (the audit trail)."""
+
+    practice: bool
+    revision: int  # 1 for the case's first save by the reader, then 2, 3, ...
+    client_answer_id: str
+    agree: bool | None
+    quality: int | None
+    difficulty: int | None
+    flagged: bool | None
+    comment: str | None
+    active_seconds: float
+    client_sent_at: datetime | None
+    received_at: datetime
+
+
+def revision_rows(session: Session, study: Study, *, chunk: int = 1000) -> Iterator[RevisionRow]:
+    """Every answer revision of the study, practice cases included (marked), by reader slot,
+    position and arrival; streamed in chunks."""
+    stmt = (
+        select(
+            Reader.id, Reader.display_name, StudyCase.id, Image.external_id, PieSetMember.is_pie,
+            StudyCase.reader_id.is_(None), StudyCase.practice, Assignment.position,
+            Assignment.id, AnswerRevision.client_answer_id, AnswerRevision.agree,
+            AnswerRevision.quality, AnswerRevision.difficulty, AnswerRevision.flagged,
+            AnswerRevision.comment, AnswerRevision.active_seconds, AnswerRevision.client_sent_at,
+            AnswerRevision.received_at,
+        )
+        .join(Assignment, Assignment.reader_id == Reader.id)
+        .join(AnswerRevision, AnswerRevision.assignment_id == Assignment.id)
+        .join(StudyCase, StudyCase.id == Assignment.case_id)
+        .join(Image, Image.id == StudyCase.image_id)
+        .outerjoin(
+PieSetMember, case_member(study))
+        .where(Reader.study_id == study.id)
+        .order_by(Reader.slot, Assignment.position, AnswerRevision.received_at, AnswerRevision.id)
+        .execution_options(yield_per=chunk)
+    )  # fmt: skip
+    last, revision = None, 0
+    for row in session.execute(stmt):
+        (rid, name, case_id, image, is_pie, overlap, practice, position, assignment, answer_id,
+         agree, quality, difficulty, flagged, comment, seconds, sent, received) = row  # fmt: skip
+        revision = revision + 1 if assignment == last else 1
+        last = assignment
+        yield RevisionRow(
+            rid, name, case_id, image, bool(is_pie), bool(overlap), position, bool(practice),
+            revision, answer_id, agree, quality, difficulty, flagged, comment, seconds, sent,
+            received,
         )  # fmt: skip

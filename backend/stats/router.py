@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Annotated, Literal
 
@@ -69,10 +68,22 @@ def export_responses(
     def body() -> Iterator[str]:
         yield from render(study, service.streamed_response_rows(factory, study))
 
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", study.name).strip("-")[:60] or "study"
-    filename = f"piestudy-{study.id}-{slug}-{format}.{extension}"
     return StreamingResponse(
-        body(),
-        media_type=media_type,
-        headers={"content-disposition": f'attachment; filename="{filename}"'},
+        body(), media_type=media_type, headers=export.download_headers(study, format, extension)
+    )
+
+
+@router.get("/{study_id}/audit", response_class=StreamingResponse)
+def export_audit(
+    study_id: IdPath, request: Request, session: SessionDep, user: CoordinatorUser
+) -> StreamingResponse:
+    """Every revision of every answer with its timestamps, as CSV (streamed)."""
+    study = visible_study(session, user, study_id)
+    factory: sessionmaker[Session] = request.app.state.read_sessionmaker
+
+    def body() -> Iterator[str]:
+        yield from export.audit_csv(study, service.streamed_revision_rows(factory, study))
+
+    return StreamingResponse(
+        body(), media_type="text/csv", headers=export.download_headers(study, "audit", "csv")
     )

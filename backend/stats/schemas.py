@@ -128,7 +128,10 @@ class PowerRequest(BaseModel):
         default=0.0, ge=0.0, le=4.0,
         description="SD of a case's own effect, shared by the readers who read it (overlap cases)",
     )  # fmt: skip
-    simulations: int = Field(default=200, ge=10, le=5000)
+    simulations: int | None = Field(
+        default=None, ge=10, le=5000,
+        description="left out: as many as one request may run, up to 200 (the answer says how many)",
+    )  # fmt: skip
     alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.errors import InvalidInputError
 from backend.reading.service import QUESTIONS
 from backend.stats import agreement, clustered, compute, power, repository
-from backend.stats.repository import ResponseRow
+from backend.stats.repository import ResponseRow, RevisionRow
 from backend.stats.schemas import (
     AgreementStats,
     EffectSize,
@@ -257,6 +257,12 @@ def streamed_response_rows(sessions: sessionmaker[Session], study: Study) -> Ite
         yield from repository.response_rows(session, study)
 
 
+def streamed_revision_rows(sessions: sessionmaker[Session], study: Study) -> Iterator[RevisionRow]:
+    """Every answer revision of the study, through a read-only session of its own (as above)."""
+    with sessions() as session:
+        yield from repository.revision_rows(session, study)
+
+
 def plan_power(body: PowerRequest) -> PowerRead:
     """The power of a planned study (backend.stats.power); a 422 naming the problem where the
     plan cannot be simulated."""
@@ -265,8 +271,9 @@ def plan_power(body: PowerRequest) -> PowerRead:
         pie_fraction=body.pie_fraction, overlap_cases=body.overlap_cases, shift=body.shift,
         spread=body.spread, case_spread=body.case_spread,
     )  # fmt: skip
+    simulations = power.fitting(plan) if body.simulations is None else body.simulations
     try:
-        result = power.power(plan, simulations=body.simulations, alpha=body.alpha, seed=body.seed)
+        result = power.power(plan, simulations=simulations, alpha=body.alpha, seed=body.seed)
     except ValueError as exc:
         raise InvalidInputError(str(exc)) from exc
     return PowerRead(

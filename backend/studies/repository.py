@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, func, insert, or_, select
+from sqlalchemy import ColumnElement, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from backend.datasets.models import Image
@@ -124,6 +124,13 @@ class AssignedCase(NamedTuple):
     is_practice: bool
 
 
+def case_member(study: Study) -> ColumnElement[bool]:
+    """Joins a study case to its image's row in the study's PIE set."""
+    return (PieSetMember.image_id == StudyCase.image_id) & (
+        PieSetMember.pie_set_id == study.pie_set_id
+    )
+
+
 def assignments(session: Session, study: Study, reader_id: int) -> list[AssignedCase]:
     """One reader's cases, by position (for the coordinator: they name the images)."""
     stmt = (
@@ -137,11 +144,7 @@ def assignments(session: Session, study: Study, reader_id: int) -> list[Assigned
         )
         .join(StudyCase, StudyCase.id == Assignment.case_id)
         .join(Image, Image.id == StudyCase.image_id)
-        .join(
-            PieSetMember,
-            (PieSetMember.image_id == StudyCase.image_id)
-            & (PieSetMember.pie_set_id == study.pie_set_id),
-        )
+        .join(PieSetMember, case_member(study))
         .where(Assignment.reader_id == reader_id)
         .order_by(Assignment.position)
     )

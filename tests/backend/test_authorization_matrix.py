@@ -44,7 +44,7 @@ RULES: list[tuple[str, str, set[str]]] = [
     ("*", r"/api/users", set()),  # admins only
     ("POST", r"/api/(datasets|piesets)/import", {RESEARCHER}),
     ("GET", r"/api/(datasets|piesets)(/.*)?", ACCOUNTS),
-    ("*", r"/api/studies(/preview)?", COORDINATORS),
+    ("*", r"/api/studies(/preview|/power)?", COORDINATORS),
     ("*", r"/api/studies/\{study_id\}.*", {OWNER}),
     ("POST", r"/api/reader/session", EVERYONE),  # exchanging an invitation token
     ("*", r"/api/reader/.*", READERS),
@@ -53,7 +53,7 @@ RULES: list[tuple[str, str, set[str]]] = [
     ("GET", r"/read.*", READERS),
     ("*", r"/(login|logout)", EVERYONE),
     ("GET", r"/studies", COORDINATORS),
-    ("GET", r"/studies/\{study_id\}", {OWNER}),
+    ("GET", r"/studies/\{study_id\}(/report)?", {OWNER}),
     ("GET", r"/research.*", {RESEARCHER}),
 ]
 # Valid bodies, so that a refusal can only come from authorization, never from validation.

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from backend.auth.models import Role
 from backend.studies import service as studies_service
 from backend.studies.schemas import StudyCreate
-from tests.e2e.conftest import LiveServer, screenshot, sign_in, wait_until
+from tests.e2e.conftest import ARTIFACTS, LiveServer, screenshot, sign_in, wait_until
 from tests.factories import make_dataset, make_pie_set, make_user
 
 
@@ -95,6 +95,23 @@ def test_coordinator_creates_enrolls_exports_and_reads_statistics(
     assert "Fleiss" in page.inner_text("#agreement")
     assert page.query_selector_all("#fig6 rect") and len(page.query_selector_all("#fig6 rect")) == 6
     screenshot(page, "coordinator-study")
+
+    # the statistics report: print-ready, printed to PDF as a coordinator would ("save as PDF")
+    page.click("text=Statistics report")
+    page.wait_for_selector("#methods")
+    assert page.is_visible("#print") and "Fleiss" in page.inner_text("#agreement")
+    assert len(page.query_selector_all("#per-reader tbody")) == 6
+    assert len(page.query_selector_all("#fig6 circle.reader-point")) == 6 * 3 * 2
+    assert "permutations" in page.inner_text("#methods")
+    screenshot(page, "study-report")
+    page.emulate_media(media="print")
+    assert not page.is_visible("#inclusion-form") and not page.is_visible("text=Back to the study")
+    pdf = page.pdf(format="A4", print_background=True)
+    assert pdf.startswith(b"%PDF-") and len(pdf) > 20_000
+    (ARTIFACTS / "study-report.pdf").write_bytes(pdf)
+    page.emulate_media(media="screen")
+    page.click("text=Back to the study")
+    page.wait_for_selector("#progress")
 
     with page.expect_download() as download:
         page.click("text=Export long CSV")

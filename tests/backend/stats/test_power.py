@@ -80,7 +80,25 @@ def test_the_planner_api(client: TestClient, users: object) -> None:
         json={"readers": 1000, "cases_per_reader": 2000, "simulations": 5000},
         headers=coordinator,
     )
-    assert huge.status_code == 422 and "fewer simulations" in huge.json()["error"]
+    assert huge.status_code == 422 and "ask for at most 0 simulations" in huge.json()["error"]
+    assert "plan a smaller study" in huge.json()["error"]
+    # left to the server: as many simulations as fit in one request, and the answer says so
+    big = client.post(
+        "/api/studies/power", json={"readers": 30, "cases_per_reader": 100}, headers=coordinator
+    )
+    assert big.status_code == 200 and big.json()["simulations"] == 200_000 // 3000
+    many = client.post(
+        "/api/studies/power", json={"readers": 30, "cases_per_reader": 100, "simulations": 100},
+        headers=coordinator,
+    )  # fmt: skip
+    assert many.status_code == 422 and "ask for at most 66 simulations" in many.json()["error"]
+    one_group = client.post(
+        "/api/studies/power", json={"cases_per_reader": 2, "pie_fraction": 0.2}, headers=coordinator
+    )
+    assert one_group.status_code == 422 and "PIE and non-PIE" in one_group.json()["error"]
+    assert (
+        client.post("/api/studies/power", json={}, headers=coordinator).json()["simulations"] == 200
+    )
     assert client.post("/api/studies/power", json={}).status_code == 401
     researcher = users.headers("a-researcher", Role.researcher)  # type: ignore[attr-defined]
     assert client.post("/api/studies/power", json={}, headers=researcher).status_code == 403
