@@ -45,7 +45,7 @@ def report(name: str, ours: float, ref: float, identical: bool, extra: str = "")
 def bench_pie_scores(n: int, c: int) -> None:
     import pandas as pd
 
-    from ml.pies import rowwise_spearman
+    from ml.measures import rowwise_spearman
 
     rng = np.random.default_rng(0)
     dense = np.round(rng.random((n, c)), 3)

@@ -20,6 +20,7 @@ from rich.progress import (
 from ml.console import console, err, fail
 from ml.data.labels import LABEL_FORMATS, LabelFormatError, read_labels, require_ok
 from ml.data.synth import write_dataset
+from ml.measures import Measure
 from ml.models.names import ModelName
 from ml.pies import find_pies, pie_scores, write_pie_set
 from ml.store import PredictionStore, StoreError
@@ -47,11 +48,21 @@ def pies_command(
     percentile: Annotated[
         float, typer.Option(help="PIEs: scores at or below this percentile")
     ] = 5.0,
+    measure: Annotated[
+        Measure,
+        typer.Option(
+            help="the PIE score, oriented so that lower is more forgotten: spearman (the "
+            "paper's), kendall (tau-b), l1 (minus the L1 distance), jensen-shannon (minus the "
+            "distance) or flips (minus the decisions at 0.5 that change)"
+        ),
+    ] = "spearman",
 ) -> None:
     """Find the PIEs of a prediction store."""
     try:
         opened = PredictionStore.open(store)
-        scores = pie_scores(opened.predictions, opened.meta.sparsities, k_star=k_star)
+        scores = pie_scores(
+            opened.predictions, opened.meta.sparsities, k_star=k_star, measure=measure
+        )
         result = find_pies(scores, opened.meta.image_ids, percentile=percentile)
     except (StoreError, ValueError) as exc:
         raise fail(str(exc)) from exc
@@ -66,7 +77,7 @@ def pies_command(
     )
     s = result.summary()
     console.print(
-        f"{s['pies']} PIEs of {s['images']} images (score <= {s['threshold']:.4f}, the {percentile:g}th "
+        f"{s['pies']} PIEs of {s['images']} images ({measure} score <= {s['threshold']:.4f}, the {percentile:g}th "
         f"percentile at k*={k_star:g}); {s['undefined_scores']} undefined scores"
     )
     console.print(f"wrote {out} and {summary_path}")
@@ -278,6 +289,9 @@ def report_command(
     ] = None,
     k_star: Annotated[float, typer.Option()] = 0.9,
     percentile: Annotated[float, typer.Option()] = 5.0,
+    measure: Annotated[
+        Measure, typer.Option(help="the PIE score (see `ml pies --help`)")
+    ] = "spearman",
     alpha: Annotated[float, typer.Option(help="significance level of the Welch tests")] = 0.001,
 ) -> None:
     """The paper's pruning analysis of a store: figures, tables, a self-contained HTML report."""
@@ -306,8 +320,9 @@ def report_command(
             )
             weights = [np.asarray(p.detach().numpy()) for _, p in prunable_weights(model)]
         result = analyze(
-            opened, counts, k_star=k_star, percentile=percentile, alpha=alpha, weights=weights
-        )
+            opened, counts, k_star=k_star, percentile=percentile, alpha=alpha, weights=weights,
+            measure=measure,
+        )  # fmt: skip
     except (StoreError, ValueError, FileNotFoundError) as exc:
         raise fail(str(exc)) from exc
     page = write_report(result, out)

@@ -4,7 +4,9 @@ The PIE score of image n is the Spearman rank correlation, across the C classes,
 seed-averaged predictions of the dense models (k = 0) and of the models pruned at k* (0.90 by
 default). Ties get average ranks, as pandas ``DataFrame.corrwith(other, axis=1,
 method="spearman")``. A row that is constant in either model has no defined correlation: its
-score is NaN, it is reported in ``undefined`` and never ranked or called a PIE.
+score is NaN, it is reported in ``undefined`` and never ranked or called a PIE. Other measures
+of the same two vectors (ml.measures: Kendall's tau, L1 and Jensen-Shannon distances, decision
+flips) can replace Spearman's; each is oriented so that lower means more forgotten.
 
 PIEs: the images whose score is at or below the q-th percentile (numpy's linear interpolation,
 q = 5 by default) of the defined scores.
@@ -23,36 +25,19 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import rankdata
 
 from ml.fileio import atomic_write
+from ml.measures import DESCRIPTIONS, agreement_score
 from ml.pieset_file import score_ranks
 
 FloatArray = npt.NDArray[np.float64]
-
-
-def rowwise_spearman(a: npt.ArrayLike, b: npt.ArrayLike) -> FloatArray:
-    """Spearman correlation of each row of a with the same row of b (NaN for constant rows)."""
-    x = np.asarray(a, dtype=np.float64)
-    y = np.asarray(b, dtype=np.float64)
-    if x.shape != y.shape or x.ndim != 2:
-        raise ValueError(f"need two [N, C] arrays of the same shape, got {x.shape} and {y.shape}")
-    # one ranking call for both; average ranks of a row always sum to C(C+1)/2, so centring
-    # subtracts the constant (C+1)/2
-    ranks = rankdata(np.concatenate([x, y]), axis=1) - (x.shape[1] + 1) / 2.0
-    rx, ry = ranks[: len(x)], ranks[len(x) :]
-    num = np.einsum("nc,nc->n", rx, ry)
-    den = np.sqrt(np.einsum("nc,nc->n", rx, rx) * np.einsum("nc,nc->n", ry, ry))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = num / den
-    out[den == 0] = np.nan
-    return np.asarray(out, dtype=np.float64)
 
 
 @dataclass(frozen=True)
 class PieScores:
     scores: FloatArray  # [N], NaN where undefined
     k_star: float
+    measure: str = "spearman"
 
     @property
     def undefined(self) -> npt.NDArray[np.bool_]:
@@ -60,8 +45,9 @@ class PieScores:
 
 
 def pie_scores(
-    predictions: npt.ArrayLike, sparsities: Sequence[float], k_star: float = 0.9
-) -> PieScores:
+    predictions: npt.ArrayLike, sparsities: Sequence[float], k_star: float = 0.9,
+    measure: str = "spearman",
+) -> PieScores:  # fmt: skip
     """PIE scores from predictions P[S, K, N, C] at the given sparsities (which include 0)."""
     p = np.asarray(predictions)
     if p.ndim != 4:
@@ -72,7 +58,7 @@ def pie_scores(
             raise ValueError(f"sparsity {k} is not among the stored sparsities {list(sparsities)}")
     dense = p[:, index[0.0]].astype(np.float64).mean(axis=0)
     pruned = p[:, index[round(k_star, 6)]].astype(np.float64).mean(axis=0)
-    return PieScores(rowwise_spearman(dense, pruned), k_star)
+    return PieScores(agreement_score(measure, dense, pruned), k_star, measure)
 
 
 @dataclass(frozen=True)
@@ -84,6 +70,7 @@ class PieSetResult:
     threshold: float
     percentile: float
     k_star: float
+    measure: str = "spearman"
 
     @property
     def undefined_ids(self) -> list[str]:
@@ -96,6 +83,8 @@ class PieSetResult:
             "pies": int(self.is_pie.sum()),
             "non_pies": int((~self.is_pie).sum()),
             "k_star": self.k_star,
+            "measure": self.measure,
+            "measure_description": DESCRIPTIONS[self.measure],
             "percentile": self.percentile,
             "threshold": self.threshold,
             "undefined_scores": len(self.undefined_ids),
@@ -122,8 +111,9 @@ def find_pies(scores: PieScores, image_ids: Sequence[str], percentile: float = 5
         [k or 0 for k in score_ranks(image_ids, scores.scores.tolist())], dtype=np.int64
     )
     return PieSetResult(
-        tuple(image_ids), scores.scores, is_pie, ranks, threshold, percentile, scores.k_star
-    )
+        tuple(image_ids), scores.scores, is_pie, ranks, threshold, percentile, scores.k_star,
+        scores.measure,
+    )  # fmt: skip
 
 
 def write_pie_set(

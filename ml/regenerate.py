@@ -201,7 +201,9 @@ def regenerate(
     ctx.stage("PIEs and analysis", 0.88)
     t = time.perf_counter()
     counts = inputs.train_counts(store.meta.classes)
-    analysis = analyze(store, counts, k_star=params.k_star, percentile=params.percentile)
+    analysis = analyze(
+        store, counts, k_star=params.k_star, percentile=params.percentile, measure=params.measure
+    )
     timings["analysis"] = round(time.perf_counter() - t, 3)
     ctx.check()
     ctx.stage("report", 0.95)
@@ -213,7 +215,8 @@ def regenerate(
     timings["report"] = round(time.perf_counter() - t, 3)
     s = analysis.pies.summary()
     ctx.log(
-        f"{s['pies']} PIEs of {s['images']} images (score <= {s['threshold']:.4f} at k*={params.k_star:g}); "
+        f"{s['pies']} PIEs of {s['images']} images ({params.measure} score <= {s['threshold']:.4f} "
+        f"at k*={params.k_star:g}); "
         f"first significant mAP drop at k = {analysis.overall.first_significant_k}"
     )
     return RegenerationResult(

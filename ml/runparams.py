@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, Self, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ml.measures import Measure
 from ml.models.names import ModelName
 from ml.store import SPARSITIES
 
@@ -45,6 +46,10 @@ class RunOptions(BaseModel):
     )
     percentile: float = Field(
         default=5.0, gt=0, lt=100, description="PIEs: the lowest this percent of PIE scores"
+    )
+    measure: Measure = Field(
+        default="spearman",
+        description="the PIE score: spearman (the paper's), kendall, l1, jensen-shannon or flips",
     )
     min_keep: float = Field(
         default=0.0, ge=0, lt=0.5, description="Global MP's per-layer minimum (0.0005 = 0.05%); 0: off"

@@ -27,6 +27,7 @@ from ml.analysis.core import (
     weight_histogram,
 )
 from ml.fileio import atomic_write
+from ml.measures import DESCRIPTIONS
 from ml.metrics import average_precision
 from ml.pies import PieSetResult, find_pies, pie_scores
 from ml.store import PredictionStore
@@ -46,7 +47,7 @@ class Analysis:
 
 def analyze(
     store: PredictionStore, train_counts: Sequence[int], *, k_star: float = 0.9, percentile: float = 5.0,
-    alpha: float = 0.001, weights: Sequence[np.ndarray] | None = None,
+    alpha: float = 0.001, weights: Sequence[np.ndarray] | None = None, measure: str = "spearman",
 ) -> Analysis:  # fmt: skip
     classes = store.meta.classes
     if len(train_counts) != len(classes):
@@ -59,7 +60,7 @@ def analyze(
     )
     p = pairs(f.curves, labels, classes)
     pies = find_pies(
-        pie_scores(store.predictions, store.meta.sparsities, k_star),
+        pie_scores(store.predictions, store.meta.sparsities, k_star, measure),
         store.meta.image_ids,
         percentile,
     )
@@ -191,7 +192,7 @@ def write_report(a: Analysis, out: Path) -> Path:
          "fig2_forgettability_curves"),
         ("Q2 · forgettability vs frequency", "", "fig3_forgettability_vs_frequency"),
         ("Q3 · pairs of classes", "<p>OLS: FCD ~ |&Delta;log freq| + IoU^&frac14; + |&Delta;log freq| &times; IoU^&frac14;</p>" + ols, "fig4_fcd"),
-        ("Q4 · PIE characteristics", f"<p>{c.n_pies} PIEs, {c.n_non_pies} non-PIEs (k* = {a.pies.k_star}, "
+        ("Q4 · PIE characteristics", f"<p>{c.n_pies} PIEs, {c.n_non_pies} non-PIEs (PIE score: {html.escape(DESCRIPTIONS[a.pies.measure])}; k* = {a.pies.k_star}, "
          f"{a.pies.percentile:g}th percentile, threshold {a.pies.threshold:.4f}; "
          f"{len(a.pies.undefined_ids)} undefined scores)</p>"
          + _table(["class", "PIE / non-PIE prevalence"], list(zip(c.classes, c.class_ratio, strict=True)))

@@ -31,6 +31,9 @@ from tests.conftest import Users
 SIGN_OUTS = {("POST", "/api/auth/logout"), ("DELETE", "/api/reader/session"), ("POST", "/logout")}
 MAX_EXAMPLES = int(os.environ.get("PIESTUDY_FUZZ_EXAMPLES", "20"))
 PAGES_SCHEMA = "/__pages-openapi.json"
+# Operations that spend seconds of CPU on a valid request by design (the power planner simulates
+# up to 200,000 answers): fewer examples, so the run stays bounded.
+EXPENSIVE = {("POST", "/api/studies/power"): 5}
 
 
 class Fuzzed:
@@ -46,9 +49,11 @@ def fuzz_schema(
     out = Fuzzed()
 
     def fuzz(operation: Any, headers: dict[str, str]) -> None:
+        examples = EXPENSIVE.get((operation.method.upper(), operation.path), MAX_EXAMPLES)
+
         @given(case=operation.as_strategy())
         @settings(
-            max_examples=MAX_EXAMPLES, deadline=None, database=None, derandomize=True,
+            max_examples=min(examples, MAX_EXAMPLES), deadline=None, database=None, derandomize=True,
             suppress_health_check=list(HealthCheck),
         )  # fmt: skip
         def run(case: Any) -> None:

@@ -151,7 +151,10 @@ queue.on("refused", (item, reason) => {
   refresh();
 });
 
-function showMessage(text) { $("message").textContent = text; }
+// A message stays until the reader answers or moves on: a save finishing meanwhile (refresh)
+// must not wipe it.
+function showMessage(text) { notice = text; $("message").textContent = text; }
+const NOT_SHOWN = "The image has not been shown yet: this case can be graded once it is.";
 
 // ---------- active time on each case ----------
 let activeMs = 0;
@@ -208,7 +211,7 @@ function refresh() {
 
 function give(field, value) {
   if (!imageShown && QUESTIONS.includes(field)) {
-    showMessage("The image has not been shown yet: this case can be graded once it is.");
+    showMessage(NOT_SHOWN);
     return;
   }
   if (answer[field] === value) return;
@@ -294,6 +297,7 @@ async function showImage(p, token) {
   if (!loaded) { imageFailed(": the file could not be decoded"); return; }
   imageShown = true;
   root.dataset.image = "shown";
+  if (notice === NOT_SHOWN) notice = "";  // it is shown now
   refresh();
   prefetchFull(p + 1);
 }
@@ -326,7 +330,7 @@ function goTo(p) {
   showCase(p);
 }
 function goNext() {
-  if (!imageShown) { showMessage("The image has not been shown yet: this case can be graded once it is."); return; }
+  if (!imageShown) { showMessage(NOT_SHOWN); return; }
   if (!isComplete(answer)) { showMessage("Answer all three questions first."); return; }
   goTo(position + 1);
 }

@@ -28,12 +28,16 @@ if (form) {
     const source = f.get("source");
     const params = {
       k_star: Number(f.get("k_star")), percentile: Number(f.get("percentile")), min_keep: Number(f.get("min_keep")),
+      measure: f.get("measure"),
     };
     if (source === "train") {
       params.seeds = String(f.get("seeds")).split(",").map((s) => s.trim()).filter(Boolean).map(Number);
       params.model = f.get("model");
       params.image_size = Number(f.get("image_size"));
       params.epochs = Number(f.get("epochs"));
+      params.patience = Number(f.get("patience"));
+      params.batch_size = Number(f.get("batch_size"));
+      params.lr = Number(f.get("lr"));
     } else if (source === "store") {
       params.store_path = f.get("store_path");
     } else {

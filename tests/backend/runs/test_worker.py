@@ -11,10 +11,12 @@ from sqlalchemy.orm import Session
 
 from backend.auth.models import Role
 from backend.config import Settings
-from backend.datasets.models import Dataset
-from backend.piesets.models import PieSet
+from backend.datasets.models import Dataset, Image
+from backend.piesets.models import PieSet, PieSetMember
 from backend.runs.models import RunStatus
 from backend.runs.service import work_dir
+from ml.pies import find_pies, pie_scores
+from ml.store import PredictionStore
 from tests.backend.runs.helpers import (
     copy_store,
     fetch,
@@ -74,13 +76,29 @@ def test_a_run_makes_a_new_pie_set_version_and_studies_keep_theirs(
     # the finished run's store is a source of its own: a second run from it, no training
     store = work_dir(settings, run["id"]) / "store"
     again = start(
-        client, researcher, ds, source="store", params={"store_path": str(store), "k_star": 0.8}
-    )
+        client, researcher, ds, source="store",
+        params={"store_path": str(store), "k_star": 0.8, "measure": "l1"},
+    )  # fmt: skip
     worker(engine, settings).serve(drain=True)
     second = client.get(f"/api/runs/{again['id']}", headers=researcher).json()
     assert second["status"] == "succeeded", second["error"]
     v3 = session.get(PieSet, second["result_pie_set_id"])
     assert v3 is not None and v3.version == 3 and v3.parameters["k_star"] == 0.8
+    # the measure is the run's, recorded in the provenance, and the PIEs are the store's by it
+    assert v3.parameters["measure"] == "l1" and v3.provenance["summary"]["measure"] == "l1"
+    opened = PredictionStore.open(store)
+    expected = find_pies(
+        pie_scores(opened.predictions, opened.meta.sparsities, 0.8, "l1"), opened.meta.image_ids
+    )
+    got = {
+        external
+        for (external,) in session.execute(
+            select(Image.external_id)
+            .join(PieSetMember, PieSetMember.image_id == Image.id)
+            .where(PieSetMember.pie_set_id == v3.id, PieSetMember.is_pie.is_(True))
+        )
+    }
+    assert got == {i for i, pie in zip(expected.image_ids, expected.is_pie, strict=True) if pie}
     session.rollback()
 
 
