@@ -3,6 +3,8 @@
 Formats:
 - ``nih-cxr-lt``: ``miccai2023_nih-cxr-lt_labels_{train,val,test}.csv`` (id, subj_id, 20 classes)
 - ``mimic-cxr-lt``: ``miccai2023_mimic-cxr-lt_labels_{train,val,test}.csv`` (path, ids, 19 classes)
+- ``cxr-lt-2023``, ``cxr-lt-2024``: the CXR-LT challenges' files (26 classes; ``fpath`` and 40 or
+  45 classes, "Normal" for "No Finding"): see ml.data.labels.challenge
 - ``chestxray14``: NIH ``Data_Entry_2017.csv`` (Image Index, ``|``-joined Finding Labels, ...)
 - ``plain``: ``image,labels`` with ``|``-joined labels, optional ``patient`` and ``split``
 
@@ -18,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
+from ml.data.labels.challenge import CXR_LT_2023_CLASSES, _read_challenge
 from ml.data.labels.chestxray14 import CHESTXRAY14_CLASSES, _read_chestxray14
 from ml.data.labels.common import (
     LABEL_FORMATS,
@@ -37,6 +40,7 @@ from ml.data.labels.plain import _read_plain
 
 __all__ = [
     "CHESTXRAY14_CLASSES",
+    "CXR_LT_2023_CLASSES",
     "LABEL_FORMATS",
     "MAX_LABEL_BYTES",
     "MIMIC_CXR_LT_CLASSES",
@@ -149,6 +153,8 @@ def read_labels(
         splits, split_problems = read_split_file(split_file)
     if fmt in ("nih-cxr-lt", "mimic-cxr-lt"):
         table = _read_lt(fmt, files, splits)
+    elif fmt in ("cxr-lt-2023", "cxr-lt-2024"):
+        table = _read_challenge(fmt, files, splits)
     elif fmt == "chestxray14":
         table = _read_chestxray14(files, splits)
     else:

@@ -7,13 +7,15 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
 
-LabelFormat = Literal["nih-cxr-lt", "mimic-cxr-lt", "chestxray14", "plain"]
-LABEL_FORMATS: tuple[LabelFormat, ...] = ("nih-cxr-lt", "mimic-cxr-lt", "chestxray14", "plain")
+LabelFormat = Literal[
+    "nih-cxr-lt", "mimic-cxr-lt", "cxr-lt-2023", "cxr-lt-2024", "chestxray14", "plain"
+]
+LABEL_FORMATS: tuple[LabelFormat, ...] = get_args(LabelFormat)
 SPLITS = ("train", "val", "test")
 
 NO_FINDING = "No Finding"
