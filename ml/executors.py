@@ -79,6 +79,7 @@ def seed_task(
     config = TrainConfig(
         model=params.model, image_size=params.image_size, max_epochs=params.epochs,
         patience=params.patience, batch_size=params.batch_size, lr=params.lr,
+        pretrained_path=params.pretrained,
     )  # fmt: skip
     with _torch_threads(params.threads), tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp)

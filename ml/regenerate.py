@@ -177,6 +177,12 @@ def regenerate(
     work.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     if params.source == "train":
+        if params.pretrained:  # checked here, before any image is decoded
+            weights = _within(Path(params.pretrained), allowed_roots, "pretrained")
+            if not weights.is_file():
+                raise ValueError(f"pretrained: {params.pretrained} is not a file")
+            params = params.model_copy(update={"pretrained": str(weights)})
+            ctx.log(f"the backbones start from {weights}")
         store = _train_store(params, inputs, work, ctx, executor or LocalExecutor(), timings)
     elif params.source == "store":
         assert params.store_path

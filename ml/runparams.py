@@ -41,6 +41,11 @@ class RunOptions(BaseModel):
     )
     batch_size: int = Field(default=64, ge=1, le=4096, description="train: images per batch")
     lr: float = Field(default=1e-3, gt=0, lt=1, description="train: Adam's learning rate")
+    pretrained: ServerPath = Field(
+        default=None,
+        description="train: a local ImageNet state dict (on the server) for the backbone; "
+        "nothing is downloaded",
+    )
     k_star: float = Field(
         default=0.9, description="the sparsity whose pruned models are compared with the dense"
     )

@@ -72,3 +72,46 @@ def test_bad_parameters_are_named(synth_inputs: DatasetInputs, tmp_path: Path) -
         )  # fmt: skip
     with pytest.raises(ValueError, match="unknown parameter"):
         RunParams.from_dict({"seed": 3})
+
+
+def test_a_run_starts_its_backbones_from_local_weights(
+    synth_inputs: DatasetInputs, tmp_path: Path
+) -> None:
+    """`pretrained` in a run: the file is checked against the readable folders before anything
+    is decoded, and each seed's history says what the file gave."""
+    import json
+
+    import torch
+
+    from ml.models import create_model
+
+    weights = tmp_path / "imports" / "imagenet.pt"
+    weights.parent.mkdir()
+    torch.save(create_model("smallcnn", num_classes=1000).state_dict(), weights)
+    params = RunParams(seeds=(0,), image_size=32, epochs=1, pretrained=str(weights))
+    ctx = Recorder()
+    result = regenerate(
+        params, synth_inputs, tmp_path / "work", ctx, allowed_roots=[weights.parent]
+    )
+    history = json.loads((tmp_path / "work" / "population" / "seed-0" / "history.json").read_text())
+    assert (
+        history["pretrained"].startswith("imagenet.pt: loaded ")
+        and "skipped 2" in history["pretrained"]
+    )
+    assert any(str(weights) in line for line in ctx.lines) and result.summary["pies"] > 0
+    with pytest.raises(ValueError, match=r"pretrained: .* is outside the folders"):
+        regenerate(
+            params,
+            synth_inputs,
+            tmp_path / "w2",
+            Recorder(),
+            allowed_roots=[tmp_path / "elsewhere"],
+        )
+    missing = RunParams(
+        seeds=(0,), image_size=32, epochs=1, pretrained=str(weights.parent / "none.pt")
+    )
+    with pytest.raises(ValueError, match=r"none\.pt is not a file"):
+        regenerate(
+            missing, synth_inputs, tmp_path / "w3", Recorder(), allowed_roots=[weights.parent]
+        )
+    assert not (tmp_path / "w2" / "population").exists()

@@ -38,6 +38,7 @@ if (form) {
       params.patience = Number(f.get("patience"));
       params.batch_size = Number(f.get("batch_size"));
       params.lr = Number(f.get("lr"));
+      if (f.get("pretrained")) params.pretrained = f.get("pretrained");
     } else if (source === "store") {
       params.store_path = f.get("store_path");
     } else {
