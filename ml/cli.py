@@ -222,6 +222,8 @@ def train_command(
         results = train_population(config, seed_list, train, val, out, update)
     for r in results:
         state = "already finished, skipped" if r.skipped else f"{r.epochs_run} epochs"
+        if r.resumed_after:
+            state += f", resumed after epoch {r.resumed_after}"
         console.print(
             f"seed {r.seed}: best val loss {r.best_val_loss:.4f} at epoch {r.best_epoch} ({state})"
         )

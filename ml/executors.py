@@ -8,6 +8,7 @@ finishes, to the caller in this process, which keeps it (ml.regenerate).
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -50,6 +51,7 @@ class SeedOutput:
     predictions: npt.NDArray[np.float32]  # [K, N, C]
     report: dict[str, list[dict[str, object]]]
     seconds: float
+    resumed_after: int = 0  # the epoch an interrupted training of the seed resumed after
 
 
 @contextmanager
@@ -67,6 +69,7 @@ def _torch_threads(n: int) -> Iterator[None]:
 def seed_task(
     seed: int, params: RunParams, train: SplitData, val: SplitData, test: SplitData,
     check: Callable[[], None] | None = None, progress: Callable[[str, int, int], None] | None = None,
+    training_dir: Path | None = None,
 ) -> SeedOutput:  # fmt: skip
     """Train one seed, prune it at every sparsity and predict the test split. Pure: it writes
     only to a temporary folder and returns everything, so it runs the same on any machine."""
@@ -82,15 +85,20 @@ def seed_task(
         pretrained_path=params.pretrained,
     )  # fmt: skip
     with _torch_threads(params.threads), tempfile.TemporaryDirectory() as tmp:
-        run_dir = Path(tmp)
-        train_seed(config, seed, train, val, run_dir, progress, check)
+        # a training folder that outlives the task lets an interrupted seed resume at its epoch
+        run_dir = training_dir if training_dir is not None else Path(tmp)
+        trained = train_seed(config, seed, train, val, run_dir, progress, check)
         device = resolve_device(config.device)
         model, _ = load_seed_model(run_dir, seed, len(test.classes), device)
         pruning = PruningConfig(method=params.method, min_keep=params.min_keep)
         predictions, report = predict_seed(model, seed, test, pruning, 128, device, check)
         files = {p.name: p.read_bytes() for p in seed_dir(run_dir, seed).iterdir()}
         del model
-    return SeedOutput(seed, files, predictions, report, time.perf_counter() - started)
+    if training_dir is not None:  # the caller keeps the files it was given
+        shutil.rmtree(seed_dir(training_dir, seed), ignore_errors=True)
+    return SeedOutput(
+        seed, files, predictions, report, time.perf_counter() - started, trained.resumed_after
+    )
 
 
 class Executor(Protocol):
@@ -98,9 +106,10 @@ class Executor(Protocol):
 
     def map_seeds(
         self, seeds: Sequence[int], params: RunParams, data: tuple[SplitData, SplitData, SplitData],
-        ctx: RunContext, done: Callable[[SeedOutput], None],
+        ctx: RunContext, done: Callable[[SeedOutput], None], work: Path,
     ) -> None:  # fmt: skip
-        """Run seed_task for every seed and call `done` here with each output as it finishes."""
+        """Run seed_task for every seed and call `done` here with each output as it finishes.
+        `work` is the run's folder on this machine."""
 
 
 class LocalExecutor:
@@ -108,10 +117,12 @@ class LocalExecutor:
 
     def map_seeds(
         self, seeds: Sequence[int], params: RunParams, data: tuple[SplitData, SplitData, SplitData],
-        ctx: RunContext, done: Callable[[SeedOutput], None],
+        ctx: RunContext, done: Callable[[SeedOutput], None], work: Path,
     ) -> None:  # fmt: skip
+        # training state in the run's folder: a seed interrupted here resumes after its last
+        # whole epoch when the run is resumed
         for seed in seeds:
-            done(seed_task(seed, params, *data, check=ctx.check))
+            done(seed_task(seed, params, *data, check=ctx.check, training_dir=work / "training"))
 
 
 def _ray_seed_task(seed: int, params: dict[str, Any], data: Any) -> SeedOutput:
@@ -131,8 +142,9 @@ class RayExecutor:
 
     def map_seeds(
         self, seeds: Sequence[int], params: RunParams, data: tuple[SplitData, SplitData, SplitData],
-        ctx: RunContext, done: Callable[[SeedOutput], None],
+        ctx: RunContext, done: Callable[[SeedOutput], None], work: Path,
     ) -> None:  # fmt: skip
+        # (`work` is this machine's; the tasks train in folders of their own, on other machines)
         # Under `uv run`, Ray would start its workers through `uv run` in a copy of the working
         # folder (another environment); this process's interpreter is the one to use.
         os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")

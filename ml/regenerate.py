@@ -132,12 +132,13 @@ def _train_store(
             f"seed {out.seed}: {len(history['epochs'])} epochs, best val loss "
             f"{history['best_val_loss']:.4f} (epoch {history['best_epoch']}), 20 sparsities "
             f"predicted in {out.seconds:.1f} s"
+            + (f" (training resumed after epoch {out.resumed_after})" if out.resumed_after else "")
         )
         ctx.stage("train, prune and predict", 0.05 + 0.8 * finished / len(params.seeds))
 
     if todo:
         ctx.log(f"executor {executor.name}: seed(s) {', '.join(map(str, todo))}")
-        executor.map_seeds(todo, params, data, ctx, done)  # type: ignore[arg-type]
+        executor.map_seeds(todo, params, data, ctx, done, work)  # type: ignore[arg-type]
     timings["seeds"] = round(time.perf_counter() - t, 3)
     ctx.check()
     meta = StoreMeta(

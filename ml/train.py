@@ -4,6 +4,11 @@ Per seed: BCE-with-logits, Adam, early stopping on validation loss; the best che
 (model.pt), its config (config.json) and its history (history.json) under run_dir/seed-{s}/.
 Each file is written to a temporary name and renamed, and history.json (written last) marks a
 finished seed.
+
+After every epoch the whole training state is kept in last.pt (model, optimizer, epoch, the
+early-stopping state, the history so far, and the RNG states of torch and of the shuffling), so
+that a seed interrupted at any point (kill -9 included) resumes after its last whole epoch, and
+ends exactly as it would have uninterrupted. A last.pt of another configuration is not resumed.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,6 +40,7 @@ class SeedResult:
     best_val_loss: float
     epochs_run: int
     skipped: bool
+    resumed_after: int = 0  # the epoch an interrupted training resumed after (0: from the start)
 
 
 def seed_dir(run_dir: Path, seed: int) -> Path:
@@ -51,9 +58,25 @@ def finished_seeds(run_dir: Path) -> list[int]:
     return sorted(int(s) for s in found if s.isdigit() and is_finished(run_dir, int(s)))
 
 
+LAST = "last.pt"
+
+
 def _save_state(model: nn.Module, path: Path) -> None:
     with atomic_output(path) as tmp:
         torch.save(model.state_dict(), tmp)
+
+
+def _save_last(path: Path, state: dict[str, Any]) -> None:
+    with atomic_output(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _resume(path: Path, config: TrainConfig) -> dict[str, Any] | None:
+    """The training state after the last whole epoch, where one of this configuration is kept."""
+    if not path.is_file():
+        return None
+    state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    return state if state.get("config") == config.to_dict() else None
 
 
 @torch.no_grad()
@@ -99,9 +122,27 @@ def train_seed(
         shuffle=True,
         generator=generator,
     )
-    best, best_epoch, epochs = math.inf, 0, []
+    best, best_epoch, epochs, start = math.inf, 0, [], 1
     config.save(out / "config.json")
-    for epoch in range(1, config.max_epochs + 1):
+    resumed = _resume(out / LAST, config)
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        torch.set_rng_state(resumed["torch_rng"])
+        generator.set_state(resumed["shuffle_rng"])
+        if torch.cuda.is_available() and resumed.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all(resumed["cuda_rng"])
+        best, best_epoch, epochs = resumed["best"], resumed["best_epoch"], resumed["epochs"]
+        backbone[:] = resumed["backbone"]
+        start = resumed["epoch"] + 1
+        if progress:
+            progress(
+                f"seed {seed}: resumed after epoch {resumed['epoch']}",
+                resumed["epoch"],
+                config.max_epochs,
+            )
+    stopped = bool(epochs) and epochs[-1]["epoch"] - best_epoch >= config.patience
+    for epoch in range(start, 0 if stopped else config.max_epochs + 1):
         model.train()
         running = 0.0
         for x, y in loader:
@@ -119,6 +160,13 @@ def train_seed(
         if val_loss < best:
             best, best_epoch = val_loss, epoch
             _save_state(model, out / "model.pt")
+        _save_last(out / LAST, {
+            "config": config.to_dict(), "epoch": epoch, "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+            "shuffle_rng": generator.get_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "best": best, "best_epoch": best_epoch, "epochs": epochs, "backbone": backbone,
+        })  # fmt: skip
         if progress:
             progress(f"seed {seed}", epoch, config.max_epochs)
         if epoch - best_epoch >= config.patience:
@@ -132,7 +180,8 @@ def train_seed(
         "pretrained": backbone[0] if backbone else None,
     }
     atomic_write(out / "history.json", json.dumps(history, indent=1))
-    return SeedResult(seed, out, best_epoch, best, len(epochs), False)
+    (out / LAST).unlink(missing_ok=True)  # finished: the history marks it
+    return SeedResult(seed, out, best_epoch, best, len(epochs), False, start - 1)
 
 
 def train_population(

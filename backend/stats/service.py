@@ -273,6 +273,7 @@ def plan_power(body: PowerRequest) -> PowerRead:
     )  # fmt: skip
     simulations = power.fitting(plan) if body.simulations is None else body.simulations
     try:
+        power.within_one_request(plan, simulations)
         result = power.power(plan, simulations=simulations, alpha=body.alpha, seed=body.seed)
     except ValueError as exc:
         raise InvalidInputError(str(exc)) from exc

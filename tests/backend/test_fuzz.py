@@ -32,7 +32,7 @@ SIGN_OUTS = {("POST", "/api/auth/logout"), ("DELETE", "/api/reader/session"), ("
 MAX_EXAMPLES = int(os.environ.get("PIESTUDY_FUZZ_EXAMPLES", "20"))
 PAGES_SCHEMA = "/__pages-openapi.json"
 # Operations that spend seconds of CPU on a valid request by design (the power planner simulates
-# up to 200,000 answers): fewer examples, so the run stays bounded.
+# up to 50,000 answers, about a second): fewer examples, so the run stays bounded.
 EXPENSIVE = {("POST", "/api/studies/power"): 5}
 
 

@@ -263,3 +263,49 @@ def test_local_pretrained_weights_are_loaded_without_download(tmp_path: Path) ->
     assert model.state_dict()["fc.weight"].shape == (20, 512)  # the head is new
     with pytest.raises(FileNotFoundError):
         create_model("resnet18", 20, pretrained_path=tmp_path / "missing.pt")
+
+
+@pytest.mark.slow
+def test_a_seed_killed_mid_training_resumes_at_its_epoch(tmp_path: Path) -> None:
+    """`ml train` killed with SIGKILL during epoch 2 resumes after epoch 1 and ends exactly as
+    an uninterrupted run of the same configuration."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from ml.data.synth import write_dataset
+
+    write_dataset(tmp_path / "data", 700, 0, 64, splits=(0.8, 0.2, 0.0))
+    labels = sorted((tmp_path / "data").glob("*_labels_*.csv"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+    def train(out: Path) -> subprocess.Popen[bytes]:
+        command = [sys.executable, "-c", "from backend.cli import app; app()", "ml", "train", "--images", str(tmp_path / "data" / "images"),
+                   "--out", str(out), "--seeds", "3", "--image-size", "64", "--epochs", "4", "--patience", "9",
+                   "--lr", "1e-3", "--device", "cpu", *(a for f in labels for a in ("--labels", str(f)))]  # fmt: skip
+        return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    killed = train(tmp_path / "killed")
+    last = tmp_path / "killed" / "seed-3" / "last.pt"
+    deadline = time.monotonic() + 240
+    while not last.is_file():
+        assert killed.poll() is None, killed.stdout.read().decode() if killed.stdout else ""
+        assert time.monotonic() < deadline, "no epoch finished in time"
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert torch.load(last, weights_only=True)["epoch"] == 1  # killed during epoch 2
+    assert not (tmp_path / "killed" / "seed-3" / "history.json").exists()
+    resumed, whole = train(tmp_path / "killed"), train(tmp_path / "whole")
+    outputs = [p.communicate(timeout=300)[0].decode() for p in (resumed, whole)]
+    assert resumed.returncode == whole.returncode == 0, outputs
+    assert "4 epochs, resumed after epoch 1" in outputs[0] and "resumed" not in outputs[1]
+    a = json.loads((tmp_path / "killed" / "seed-3" / "history.json").read_text())
+    b = json.loads((tmp_path / "whole" / "seed-3" / "history.json").read_text())
+    assert a == b and len(a["epochs"]) == 4
+    ma = torch.load(tmp_path / "killed" / "seed-3" / "model.pt", weights_only=True)
+    mb = torch.load(tmp_path / "whole" / "seed-3" / "model.pt", weights_only=True)
+    assert all(torch.equal(ma[k], mb[k]) for k in mb)
+    assert not last.exists()  # a finished seed keeps no training state

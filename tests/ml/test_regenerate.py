@@ -115,3 +115,34 @@ def test_a_run_starts_its_backbones_from_local_weights(
             missing, synth_inputs, tmp_path / "w3", Recorder(), allowed_roots=[weights.parent]
         )
     assert not (tmp_path / "w2" / "population").exists()
+
+
+def test_an_interrupted_run_resumes_its_seed_after_its_last_epoch(
+    synth_inputs: DatasetInputs, tmp_path: Path
+) -> None:
+    """A run stopped in the middle of a seed's second epoch resumes that seed after epoch 1
+    (its training state is in the run's folder) and ends as an uninterrupted run."""
+    import torch
+
+    params = RunParams(seeds=(0,), image_size=32, epochs=3, patience=9)
+    last = tmp_path / "run" / "training" / "seed-0" / "last.pt"
+
+    class StoppedError(Exception):
+        pass
+
+    class StopInEpochTwo(Recorder):
+        def check(self) -> None:
+            if last.is_file():
+                raise StoppedError
+
+    with pytest.raises(StoppedError):
+        regenerate(params, synth_inputs, tmp_path / "run", StopInEpochTwo())
+    assert torch.load(last, weights_only=True)["epoch"] == 1
+    ctx = Recorder()
+    resumed = regenerate(params, synth_inputs, tmp_path / "run", ctx)
+    assert any("training resumed after epoch 1" in line for line in ctx.lines), ctx.lines
+    whole = regenerate(params, synth_inputs, tmp_path / "whole", Recorder())
+    assert resumed.pieset_csv == whole.pieset_csv
+    a, b = PredictionStore.open(resumed.store_path), PredictionStore.open(whole.store_path)
+    assert np.array_equal(np.asarray(a.predictions), np.asarray(b.predictions))
+    assert not last.parent.exists()  # the finished seed's files are the population's now

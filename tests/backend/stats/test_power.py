@@ -86,12 +86,12 @@ def test_the_planner_api(client: TestClient, users: object) -> None:
     big = client.post(
         "/api/studies/power", json={"readers": 30, "cases_per_reader": 100}, headers=coordinator
     )
-    assert big.status_code == 200 and big.json()["simulations"] == 200_000 // 3000
+    assert big.status_code == 200 and big.json()["simulations"] == 50_000 // 3000
     many = client.post(
         "/api/studies/power", json={"readers": 30, "cases_per_reader": 100, "simulations": 100},
         headers=coordinator,
     )  # fmt: skip
-    assert many.status_code == 422 and "ask for at most 66 simulations" in many.json()["error"]
+    assert many.status_code == 422 and "ask for at most 16 simulations" in many.json()["error"]
     one_group = client.post(
         "/api/studies/power", json={"cases_per_reader": 2, "pie_fraction": 0.2}, headers=coordinator
     )
