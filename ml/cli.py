@@ -138,8 +138,9 @@ def _progress() -> tuple[Progress, Callable[[str, int, int], None]]:
 
 
 def _read_split(
-    labels: list[Path], fmt: str, images: Path, split_file: Path | None, split: str, size: int
-) -> SplitData:
+    labels: list[Path], fmt: str, images: Path, split_file: Path | None, split: str, size: int,
+    cache_dir: Path | None = None,
+) -> SplitData:  # fmt: skip
     if fmt not in LABEL_FORMATS:
         raise fail(f"--format must be one of {', '.join(LABEL_FORMATS)}")
     from ml.data.images import load_split
@@ -155,7 +156,7 @@ def _read_split(
                 done[0] += k
                 update(f"decode {split}", done[0], n)
 
-            return load_split(table, images, split, size, tick)
+            return load_split(table, images, split, size, tick, cache_dir=cache_dir)
     except (LabelFormatError, FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from exc
 
@@ -200,6 +201,10 @@ def train_command(
     pretrained: Annotated[
         Path | None, typer.Option(help="local ImageNet weights (state dict)")
     ] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="image cache folder: each split decoded once there, reused by every run"),
+    ] = None,
 ) -> None:
     """Train a population of models (one per seed); finished seeds are skipped."""
     from ml.config import TrainConfig
@@ -215,8 +220,8 @@ def train_command(
         create_model(model, 1)
     except ValueError as exc:
         raise fail(str(exc)) from exc
-    train = _read_split(labels, fmt, images, split_file, "train", image_size)
-    val = _read_split(labels, fmt, images, split_file, "val", image_size)
+    train = _read_split(labels, fmt, images, split_file, "train", image_size, cache_dir)
+    val = _read_split(labels, fmt, images, split_file, "val", image_size, cache_dir)
     bar, update = _progress()
     with bar:
         results = train_population(config, seed_list, train, val, out, update)
@@ -244,6 +249,10 @@ def prune_predict_command(
     batch_size: Annotated[int, typer.Option()] = 128,
     device: Annotated[str, typer.Option()] = "auto",
     overwrite: Annotated[bool, typer.Option()] = False,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="image cache folder: each split decoded once there, reused by every run"),
+    ] = None,
 ) -> None:
     """Prune every model of a run at the 20 sparsities and store the predictions."""
     from ml.config import TrainConfig
@@ -256,7 +265,7 @@ def prune_predict_command(
     if method not in ("l1", "random"):
         raise fail("--method must be l1 or random")
     config = TrainConfig.load(run / f"seed-{seeds[0]}" / "config.json")
-    data = _read_split(labels, fmt, images, split_file, split, config.image_size)
+    data = _read_split(labels, fmt, images, split_file, split, config.image_size, cache_dir)
     bar, update = _progress()
     try:
         with bar:

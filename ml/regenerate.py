@@ -44,6 +44,7 @@ class DatasetInputs:
     classes: tuple[str, ...]
     image_root: Path
     records: tuple[LabelRecord, ...]
+    cache_dir: Path | None = None  # the dataset's image cache (ml.data.cache); None: decode in RAM
 
     def table(self) -> LabelTable:
         return LabelTable("plain", self.classes, self.records)
@@ -94,7 +95,7 @@ def _keep_seed(work: Path, out: SeedOutput) -> None:
 def _load_split(inputs: DatasetInputs, split: str, size: int) -> SplitData:
     from ml.data.images import load_split
 
-    return load_split(inputs.table(), inputs.image_root, split, size)
+    return load_split(inputs.table(), inputs.image_root, split, size, cache_dir=inputs.cache_dir)
 
 
 def _train_store(
@@ -117,6 +118,11 @@ def _train_store(
     train, val, test = data
     ctx.log(
         f"decoded {len(train.image_ids)} train, {len(val.image_ids)} val and {len(test.image_ids)} test images at {params.image_size} px"
+        + (
+            f" (image cache: {sum(d.decoded or 0 for d in data)} decoded, the rest reused)"
+            if inputs.cache_dir is not None
+            else ""
+        )
     )
     timings["decode"] = round(time.perf_counter() - t, 3)
     t = time.perf_counter()

@@ -106,7 +106,11 @@ def append_log(log: str, lines: Sequence[str]) -> str:
     return "\n".join(kept) + "\n"
 
 
-def dataset_inputs(session: Session, dataset_id: int) -> DatasetInputs:
+def dataset_inputs(
+    session: Session, dataset_id: int, cache_root: Path | None = None
+) -> DatasetInputs:
+    """What a run needs of the dataset; with `cache_root`, its image cache is cache_root/dataset-{id}
+    (shared by every run and seed of the dataset)."""
     dataset = get_dataset(session, dataset_id)
     rows = datasets_repo.all_images(session, dataset.id)
     records = tuple(
@@ -122,4 +126,7 @@ def dataset_inputs(session: Session, dataset_id: int) -> DatasetInputs:
         )
         for n, i in enumerate(rows, start=1)
     )
-    return DatasetInputs(dataset.name, tuple(dataset.classes), Path(dataset.image_root), records)
+    cache = cache_root / f"dataset-{dataset.id}" if cache_root is not None else None
+    return DatasetInputs(
+        dataset.name, tuple(dataset.classes), Path(dataset.image_root), records, cache
+    )

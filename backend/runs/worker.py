@@ -219,7 +219,9 @@ class Worker:
             with self.sessions() as session:
                 run = service.get_run(session, run_id)
                 params = service.run_params(run)
-                inputs = service.dataset_inputs(session, run.dataset_id)
+                inputs = service.dataset_inputs(
+                    session, run.dataset_id, self.settings.resolved_media_dir / "image-cache"
+                )
                 dataset_id, name, created_by = run.dataset_id, run.name, run.created_by_id
                 executor = (
                     self.executor

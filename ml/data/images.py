@@ -8,6 +8,7 @@ grayscale and repeated to three channels (ImageNet backbones take three).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,12 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from ml.data.cache import decode_gray, open_cache
 from ml.data.labels import LabelTable, resolve_image
-from ml.data.pixels import read_gray8
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -35,10 +35,7 @@ def decode_images(
     out = torch.empty((len(paths), size, size), dtype=torch.uint8)
 
     def one(path: Path) -> np.ndarray:
-        gray = read_gray8(path)
-        if gray.size != (size, size):
-            gray = gray.resize((size, size), Image.Resampling.BILINEAR)
-        return np.asarray(gray, dtype=np.uint8)
+        return decode_gray(path, size)
 
     with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
         for i, pixels in enumerate(pool.map(one, paths)):
@@ -65,16 +62,19 @@ class SplitData:
     """One split of a labelled dataset, decoded."""
 
     image_ids: tuple[str, ...]
-    images: torch.Tensor  # uint8 [N, H, W]
+    images: torch.Tensor  # uint8 [N, H, W]; mapped from the image cache where one is used
     labels: torch.Tensor  # float32 [N, C]
     classes: tuple[str, ...]
+    decoded: int | None = None  # with a cache: the images decoded to open it (0: all reused)
 
 
 def load_split(
     table: LabelTable, image_dir: Path, split: str | None, size: int,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, cache_dir: Path | None = None,
 ) -> SplitData:  # fmt: skip
-    """The records of one split (all records when split is None), decoded at `size`."""
+    """The records of one split (all records when split is None), decoded at `size`; with
+    `cache_dir`, through the image cache there (ml.data.cache: decoded once for every run,
+    read from the mapped file, never the split in RAM)."""
     records = [r for r in table.records if split is None or r.split == split]
     if not records:
         raise ValueError(f"no images in split {split!r}")
@@ -85,12 +85,16 @@ def load_split(
             raise FileNotFoundError(f"image {r.path!r} not found in {image_dir}")
         paths.append(path)
     labels = torch.tensor([r.labels for r in records], dtype=torch.float32)
-    return SplitData(
-        tuple(r.external_id for r in records),
-        decode_images(paths, size, progress),
-        labels,
-        table.classes,
+    ids = tuple(r.external_id for r in records)
+    if cache_dir is None:
+        return SplitData(ids, decode_images(paths, size, progress), labels, table.classes)
+    cache = open_cache(
+        cache_dir / f"{split or 'all'}-{size}px", ids, paths, size, progress=progress
     )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # read-only: nothing writes to the images
+        images = torch.from_numpy(cache.pixels())
+    return SplitData(ids, images, labels, table.classes, cache.decoded)
 
 
 class AugmentedImages(Dataset[tuple[torch.Tensor, torch.Tensor]]):

@@ -146,3 +146,28 @@ def test_an_interrupted_run_resumes_its_seed_after_its_last_epoch(
     a, b = PredictionStore.open(resumed.store_path), PredictionStore.open(whole.store_path)
     assert np.array_equal(np.asarray(a.predictions), np.asarray(b.predictions))
     assert not last.parent.exists()  # the finished seed's files are the population's now
+
+
+def test_runs_of_a_dataset_share_its_image_cache(
+    synth_inputs: DatasetInputs, tmp_path: Path
+) -> None:
+    """The first run decodes every image into the dataset's cache; the next decodes none, and
+    gives the same PIE set as a run that decodes in RAM."""
+    from dataclasses import replace
+
+    cached = replace(synth_inputs, cache_dir=tmp_path / "cache")
+    params = RunParams(seeds=(0,), image_size=32, epochs=1)
+    first, second = Recorder(), Recorder()
+    a = regenerate(params, cached, tmp_path / "a", first)
+    b = regenerate(params, cached, tmp_path / "b", second)
+    plain = regenerate(params, synth_inputs, tmp_path / "plain", Recorder())
+    assert any(
+        f"image cache: {len(synth_inputs.records)} decoded" in line for line in first.lines
+    ), first.lines
+    assert any("image cache: 0 decoded" in line for line in second.lines), second.lines
+    assert a.pieset_csv == b.pieset_csv == plain.pieset_csv
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [
+        "test-32px",
+        "train-32px",
+        "val-32px",
+    ]
