@@ -36,12 +36,15 @@ class PruningConfig:
 def predict(
     model: nn.Module, images: torch.Tensor, batch_size: int, device: torch.device
 ) -> torch.Tensor:
+    """Sigmoid outputs [N, C] on the CPU. `images` are uint8 [N, H, W], best already on `device`
+    (predict_seed moves a split there once per seed): each batch is normalised on the device, so
+    the host sends one byte per pixel once, not four per pixel per sparsity."""
     model.eval()
     out = [
-        torch.sigmoid(model(to_model_input(images[s : s + batch_size]).to(device))).float().cpu()
+        torch.sigmoid(model(to_model_input(images[s : s + batch_size].to(device))))
         for s in range(0, len(images), batch_size)
     ]
-    return torch.cat(out)
+    return torch.cat(out).float().cpu()
 
 
 def predict_population(
@@ -105,8 +108,9 @@ def predict_seed(
     ranking = rank_weights(model, method=pruning.method, min_keep=pruning.min_keep, seed=seed)
     out = np.empty((len(pruning.sparsities), *data.labels.shape), dtype=np.float32)
     report: SeedReport = {}
+    images = data.images.to(device)  # once per seed, as uint8 (a no-op on the CPU)
     for ki, (k, pruned) in enumerate(pruned_models(model, ranking, pruning.sparsities)):
-        out[ki] = predict(pruned, data.images, batch_size, device).numpy()
+        out[ki] = predict(pruned, images, batch_size, device).numpy()
         report[f"{k:g}"] = [
             {"layer": r.name, "weights": r.size, "zeros": r.zeros, "sparsity": round(r.sparsity, 6)}
             for r in sparsity_report(pruned)

@@ -46,10 +46,10 @@ def decode_images(
 
 
 def to_model_input(batch: torch.Tensor) -> torch.Tensor:
-    """uint8 [B, H, W] -> normalized float [B, 3, H, W]."""
+    """uint8 [B, H, W] -> normalized float [B, 3, H, W], on the batch's own device."""
     x = batch.float().div_(255.0).unsqueeze(1).expand(-1, 3, -1, -1)
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    mean = torch.tensor(IMAGENET_MEAN, device=batch.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=batch.device).view(1, 3, 1, 1)
     return (x - mean) / std
 
 
