@@ -23,6 +23,7 @@ class TrainConfig:
     augment: bool = True
     device: str = "auto"  # "auto": CUDA where present, else CPU
     pretrained_path: str | None = None
+    mixed_precision: bool = True  # bf16 autocast, on CUDA only
 
     def __post_init__(self) -> None:
         if self.image_size < 16 or self.batch_size < 1 or self.max_epochs < 1 or self.patience < 1:

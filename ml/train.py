@@ -1,6 +1,9 @@
 """Population training: one seed = one function call; finished seeds are skipped (resumable).
 
-Per seed: BCE-with-logits, Adam, early stopping on validation loss; the best checkpoint
+Per seed: BCE-with-logits, Adam, early stopping on validation loss; batches are gathered from
+the split (from the image cache's mapped file: only their rows), augmented as whole batches on
+the training device (ml.data.augment), and on CUDA sent through pinned memory and run in
+channels_last with bf16 autocast; the best checkpoint
 (model.pt), its config (config.json) and its history (history.json) under run_dir/seed-{s}/.
 Each file is written to a temporary name and renamed, and history.json (written last) marks a
 finished seed.
@@ -22,10 +25,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from ml.config import TrainConfig, resolve_device
-from ml.data.images import AugmentedImages, SplitData, to_model_input
+from ml.data.augment import augment_batch
+from ml.data.images import SplitData, to_model_input
 from ml.fileio import atomic_output, atomic_write
 from ml.models import create_model
 
@@ -79,6 +82,17 @@ def _resume(path: Path, config: TrainConfig) -> dict[str, Any] | None:
     return state if state.get("config") == config.to_dict() else None
 
 
+def _batch(
+    data: SplitData, rows: torch.Tensor, device: torch.device, cuda: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """These rows' uint8 images and labels on the device (only these rows are read: from the
+    image cache's mapped file where there is one); through pinned memory to a GPU."""
+    x, y = data.images[rows], data.labels[rows]
+    if cuda:
+        x, y = x.pin_memory(), y.pin_memory()
+    return x.to(device, non_blocking=cuda), y.to(device, non_blocking=cuda)
+
+
 @torch.no_grad()
 def evaluate_loss(
     model: nn.Module, data: SplitData, batch_size: int, device: torch.device
@@ -87,7 +101,7 @@ def evaluate_loss(
     loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
     total = 0.0
     for start in range(0, len(data.image_ids), batch_size):
-        x = to_model_input(data.images[start : start + batch_size]).to(device)
+        x = to_model_input(data.images[start : start + batch_size].to(device))
         y = data.labels[start : start + batch_size].to(device)
         total += float(loss_fn(model(x), y))
     return total / (len(data.image_ids) * len(data.classes))
@@ -114,14 +128,11 @@ def train_seed(
     model = create_model(
         config.model, len(train.classes), pretrained_path=pretrained, say=backbone.append
     ).to(device)
+    cuda = device.type == "cuda"
+    if cuda:  # convolutions run fastest on NHWC tensors
+        model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     loss_fn = nn.BCEWithLogitsLoss()
-    loader = DataLoader(
-        AugmentedImages(train, config.augment),
-        batch_size=config.batch_size,
-        shuffle=True,
-        generator=generator,
-    )
     best, best_epoch, epochs, start = math.inf, 0, [], 1
     config.save(out / "config.json")
     resumed = _resume(out / LAST, config)
@@ -145,14 +156,25 @@ def train_seed(
     for epoch in range(start, 0 if stopped else config.max_epochs + 1):
         model.train()
         running = 0.0
-        for x, y in loader:
+        order = torch.randperm(len(train.image_ids), generator=generator)
+        for first in range(0, len(order), config.batch_size):
+            rows = order[first : first + config.batch_size]
             if check:
                 check()
+            x, y = _batch(train, rows, device, cuda)
+            if config.augment:
+                x = augment_batch(x, generator)
+            x = to_model_input(x)
+            if cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x.to(device)), y.to(device))
+            with torch.autocast(
+                device.type, torch.bfloat16, enabled=cuda and config.mixed_precision
+            ):
+                loss = loss_fn(model(x), y)
             loss.backward()
             optimizer.step()
-            running += float(loss.detach()) * len(x)
+            running += float(loss.detach()) * len(rows)
         val_loss = evaluate_loss(model, val, config.batch_size, device)
         epochs.append(
             {"epoch": epoch, "train_loss": running / len(train.image_ids), "val_loss": val_loss}

@@ -1,7 +1,7 @@
 """Images for training and inference: decoded once into a uint8 tensor, then transformed.
 
 The paper's transforms: resize (256 by default; a parameter), random horizontal flip and
-±15° rotation for training, ImageNet normalisation. Grayscale and RGB PNG/JPEG are read as
+±15° rotation for training (on whole batches: ml.data.augment), ImageNet normalisation. Grayscale and RGB PNG/JPEG are read as
 grayscale and repeated to three channels (ImageNet backbones take three).
 """
 
@@ -16,8 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
-from torchvision.transforms import v2
 
 from ml.data.cache import decode_gray, open_cache
 from ml.data.labels import LabelTable, resolve_image
@@ -51,10 +49,6 @@ def to_model_input(batch: torch.Tensor) -> torch.Tensor:
     mean = torch.tensor(IMAGENET_MEAN, device=batch.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=batch.device).view(1, 3, 1, 1)
     return (x - mean) / std
-
-
-def train_augmentation() -> v2.Transform:
-    return v2.Compose([v2.RandomHorizontalFlip(), v2.RandomRotation(15)])
 
 
 @dataclass(frozen=True)
@@ -95,20 +89,3 @@ def load_split(
         warnings.simplefilter("ignore", UserWarning)  # read-only: nothing writes to the images
         images = torch.from_numpy(cache.pixels())
     return SplitData(ids, images, labels, table.classes, cache.decoded)
-
-
-class AugmentedImages(Dataset[tuple[torch.Tensor, torch.Tensor]]):
-    """Training samples: decoded images, augmented on the fly, normalized."""
-
-    def __init__(self, data: SplitData, augment: bool):
-        self.data = data
-        self.augment = train_augmentation() if augment else None
-
-    def __len__(self) -> int:
-        return len(self.data.image_ids)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        img = self.data.images[i].unsqueeze(0)  # [1, H, W] uint8
-        if self.augment is not None:
-            img = self.augment(img)
-        return to_model_input(img)[0], self.data.labels[i]

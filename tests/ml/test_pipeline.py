@@ -309,3 +309,34 @@ def test_a_seed_killed_mid_training_resumes_at_its_epoch(tmp_path: Path) -> None
     mb = torch.load(tmp_path / "whole" / "seed-3" / "model.pt", weights_only=True)
     assert all(torch.equal(ma[k], mb[k]) for k in mb)
     assert not last.exists()  # a finished seed keeps no training state
+
+
+def test_batched_augmentation_is_torchvisions_per_image() -> None:
+    """Flip and rotation on a whole batch equal torchvision's RandomHorizontalFlip and
+    RandomRotation(15) (nearest, zero fill) image by image, for the angles drawn."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.v2 import functional as tvf
+
+    from ml.data.augment import augment_batch, rotate_batch
+
+    images = torch.randint(
+        0, 256, (32, 48, 48), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)
+    )
+    angles = torch.linspace(-15, 15, 32)
+    ours = rotate_batch(images, angles)
+    for i in range(32):
+        ref = tvf.rotate(
+            images[i : i + 1], float(angles[i]), interpolation=InterpolationMode.NEAREST
+        )[0]
+        assert torch.equal(ours[i], ref), float(angles[i])
+    out = augment_batch(images, torch.Generator().manual_seed(7))
+    draws = torch.Generator().manual_seed(7)
+    flip = torch.rand(32, generator=draws) < 0.5
+    degrees = (torch.rand(32, generator=draws) * 2 - 1) * 15
+    assert 8 < int(flip.sum()) < 24 and float(degrees.abs().max()) <= 15
+    for i in range(32):
+        source = images[i].flip(-1) if flip[i] else images[i]
+        ref = tvf.rotate(source[None], float(degrees[i]), interpolation=InterpolationMode.NEAREST)[
+            0
+        ]
+        assert torch.equal(out[i], ref)
