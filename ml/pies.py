@@ -107,6 +107,13 @@ def find_pies(scores: PieScores, image_ids: Sequence[str], percentile: float = 5
         raise ValueError("no image has a defined PIE score (every prediction row is constant)")
     threshold = float(np.percentile(scores.scores[defined], percentile))
     is_pie = defined & (np.nan_to_num(scores.scores, nan=np.inf) <= threshold)
+    if is_pie.sum() == defined.sum():
+        raise ValueError(
+            f"every defined {scores.measure} score is {threshold:.6g}, so every image is at the "
+            f"{percentile:g}th percentile and none stands out: the pruned models changed every "
+            "image's predictions alike (a model that learnt only the class frequencies does "
+            "this); try another measure (l1, jensen-shannon) or a model that learnt more"
+        )
     ranks = np.array(
         [k or 0 for k in score_ranks(image_ids, scores.scores.tolist())], dtype=np.int64
     )

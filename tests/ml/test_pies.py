@@ -92,3 +92,11 @@ def test_written_file_reads_back(tmp_path: Path) -> None:
         and summary["pies"] == int(result.is_pie.sum())
     )
     assert not list((tmp_path / "out").glob(".*"))  # no temporary files left
+
+
+def test_scores_all_equal_are_refused_with_the_reason() -> None:
+    tied = PieScores(np.full(20, 0.8), 0.9)
+    with pytest.raises(
+        ValueError, match=r"every defined spearman score is 0\.8, .* try another measure"
+    ):
+        find_pies(tied, [f"i{k}" for k in range(20)])
