@@ -26,9 +26,9 @@ from torch import nn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ml.data.augment import augment_batch  # noqa: E402
-from ml.data.images import to_model_input  # noqa: E402
+from ml.data.images import SplitData, to_model_input  # noqa: E402
 from ml.models import create_model  # noqa: E402
+from ml.train import gather_batch, train_step  # noqa: E402
 
 
 class Utilisation:
@@ -93,29 +93,23 @@ def main() -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     loss_fn = nn.BCEWithLogitsLoss()
 
-    def train_step() -> None:
+    split = SplitData(
+        tuple(map(str, range(args.images))), images, labels, tuple(map(str, range(20)))
+    )
+
+    def step() -> None:
         rows = torch.randint(0, args.images, (args.batch,), generator=generator)
-        x, y = images[rows], labels[rows]
-        if cuda:
-            x, y = x.pin_memory(), y.pin_memory()
-        x, y = x.to(device, non_blocking=cuda), y.to(device, non_blocking=cuda)
-        x = to_model_input(augment_batch(x, generator))
-        if cuda:
-            x = x.contiguous(memory_format=torch.channels_last)
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, torch.bfloat16, enabled=cuda):
-            loss = loss_fn(model(x), y)
-        loss.backward()
-        optimizer.step()
+        x, y = gather_batch(split, rows, device)
+        train_step(model, optimizer, loss_fn, x, y, generator)
 
     model.train()
     for _ in range(args.warmup):
-        train_step()
+        step()
     sync(device)
     with Utilisation() as train_use:
         t = time.perf_counter()
         for _ in range(args.steps):
-            train_step()
+            step()
         sync(device)
         train_s = time.perf_counter() - t
     model.eval()

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ml.config import resolve_device
+from ml.data.cache import CachedRows
 from ml.data.images import SplitData, to_model_input
 from ml.prune import PruningMethod, pruned_models, rank_weights, sparsity_report
 from ml.store import SPARSITIES, PredictionStore, StoreMeta, StoreWriter
@@ -34,7 +35,7 @@ class PruningConfig:
 
 @torch.no_grad()
 def predict(
-    model: nn.Module, images: torch.Tensor, batch_size: int, device: torch.device
+    model: nn.Module, images: torch.Tensor | CachedRows, batch_size: int, device: torch.device
 ) -> torch.Tensor:
     """Sigmoid outputs [N, C] on the CPU. `images` are uint8 [N, H, W], best already on `device`
     (predict_seed moves a split there once per seed): each batch is normalised on the device, so

@@ -1,7 +1,7 @@
 """Population training: one seed = one function call; finished seeds are skipped (resumable).
 
 Per seed: BCE-with-logits, Adam, early stopping on validation loss; batches are gathered from
-the split (from the image cache's mapped file: only their rows), augmented as whole batches on
+the split (from the image cache's file: only their rows), augmented as whole batches on
 the training device (ml.data.augment), and on CUDA sent through pinned memory and run in
 channels_last with bf16 autocast; the best checkpoint
 (model.pt), its config (config.json) and its history (history.json) under run_dir/seed-{s}/.
@@ -82,15 +82,37 @@ def _resume(path: Path, config: TrainConfig) -> dict[str, Any] | None:
     return state if state.get("config") == config.to_dict() else None
 
 
-def _batch(
-    data: SplitData, rows: torch.Tensor, device: torch.device, cuda: bool
+def gather_batch(
+    data: SplitData, rows: torch.Tensor, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """These rows' uint8 images and labels on the device (only these rows are read: from the
-    image cache's mapped file where there is one); through pinned memory to a GPU."""
+    image cache's file where there is one); through pinned memory to a GPU."""
+    cuda = device.type == "cuda"
     x, y = data.images[rows], data.labels[rows]
     if cuda:
         x, y = x.pin_memory(), y.pin_memory()
     return x.to(device, non_blocking=cuda), y.to(device, non_blocking=cuda)
+
+
+def train_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, x: torch.Tensor,
+    y: torch.Tensor, generator: torch.Generator, *, augment: bool = True,
+    mixed_precision: bool = True,
+) -> torch.Tensor:  # fmt: skip
+    """One optimiser step on a batch on the training device (uint8 images [B, H, W], labels):
+    augmented whole there, normalised, channels_last and bf16 autocast on CUDA. The loss."""
+    cuda = x.device.type == "cuda"
+    if augment:
+        x = augment_batch(x, generator)
+    x = to_model_input(x)
+    if cuda:
+        x = x.contiguous(memory_format=torch.channels_last)
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(x.device.type, torch.bfloat16, enabled=cuda and mixed_precision):
+        loss: torch.Tensor = loss_fn(model(x), y)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
 
 
 @torch.no_grad()
@@ -161,20 +183,12 @@ def train_seed(
             rows = order[first : first + config.batch_size]
             if check:
                 check()
-            x, y = _batch(train, rows, device, cuda)
-            if config.augment:
-                x = augment_batch(x, generator)
-            x = to_model_input(x)
-            if cuda:
-                x = x.contiguous(memory_format=torch.channels_last)
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(
-                device.type, torch.bfloat16, enabled=cuda and config.mixed_precision
-            ):
-                loss = loss_fn(model(x), y)
-            loss.backward()
-            optimizer.step()
-            running += float(loss.detach()) * len(rows)
+            x, y = gather_batch(train, rows, device)
+            loss = train_step(
+                model, optimizer, loss_fn, x, y, generator,
+                augment=config.augment, mixed_precision=config.mixed_precision,
+            )  # fmt: skip
+            running += float(loss) * len(rows)
         val_loss = evaluate_loss(model, val, config.batch_size, device)
         epochs.append(
             {"epoch": epoch, "train_loss": running / len(train.image_ids), "val_loss": val_loss}

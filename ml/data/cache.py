@@ -10,7 +10,9 @@ changed is decoded again, into its row. Other image ids (or another size) build 
 Decoding runs in `workers` processes over the cores, each writing its rows into the file. A new
 cache is built in a temporary folder and renamed into place, so a cache is whole or absent; a
 file that cannot be read stops the build with its name and the reason, and the old cache stays.
-Readers map the file: training and inference read the rows they need, never a split in RAM.
+Training and inference read the rows they need (CachedRows: a read of those bytes into a fresh
+buffer), never a split in RAM: a process's memory grows with its batch, not with the split, as
+no page of the file stays mapped into it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import torch
 from PIL import Image
 
 from ml.data.pixels import read_gray8
@@ -92,6 +95,10 @@ class ImageCache:
     size: int
     decoded: int  # images decoded when this cache was opened (0: every row reused)
 
+    def rows(self) -> CachedRows:
+        """The rows, read on demand: what training and inference index."""
+        return CachedRows(self.directory / PIXELS, len(self.image_ids), self.size)
+
     def pixels(self) -> npt.NDArray[np.uint8]:
         """The rows, memory-mapped read-only: [N, size, size] uint8."""
         return np.memmap(
@@ -100,6 +107,79 @@ class ImageCache:
             mode="r",
             shape=(len(self.image_ids), self.size, self.size),
         )
+
+
+class CachedRows:
+    """A cache file's rows as the engine indexes a split's images: `rows[a:b]` and
+    `rows[index_tensor]` give uint8 [n, size, size] tensors of their own, read from the file
+    (os.pread: the bytes are copied, no page stays mapped into this process), `len(rows)` the
+    number of images, and `rows.to(device)` the whole split on an accelerator (read in chunks)
+    or the rows themselves on the CPU. Safe to fork and to pickle (the file is reopened)."""
+
+    def __init__(self, path: Path, count: int, size: int):
+        self.path, self.count, self.size = path, count, size
+        self._fd: int | None = None
+        self._pid = 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.count, self.size, self.size)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path, "count": self.count, "size": self.size}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"], state["count"], state["size"])  # type: ignore[misc]
+
+    def __del__(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+
+    def _file(self) -> int:
+        if self._fd is None or self._pid != os.getpid():
+            self._fd, self._pid = os.open(self.path, os.O_RDONLY), os.getpid()
+        return self._fd
+
+    def _read(self, first: int, count: int, into: npt.NDArray[np.uint8]) -> None:
+        row = self.size * self.size
+        view, fd = into.reshape(-1).data, self._file()
+        done = 0
+        while done < count * row:  # pread may return less than asked
+            got = os.preadv(fd, [view[done:]], first * row + done)
+            if got == 0:
+                raise CacheError(f"{self.path}: ends before row {first + count} of {self.count}")
+            done += got
+
+    def __getitem__(self, key: slice | torch.Tensor | int) -> torch.Tensor:
+        if isinstance(key, int):
+            return self[key : key + 1][0] if key >= 0 else self[self.count + key]
+        if isinstance(key, slice):
+            first, stop, step = key.indices(self.count)
+            if step != 1:
+                return self[torch.arange(first, stop, step)]
+            out = np.empty((max(stop - first, 0), self.size, self.size), dtype=np.uint8)
+            if len(out):
+                self._read(first, len(out), out)
+            return torch.from_numpy(out)
+        index = key.reshape(-1).tolist()
+        out = np.empty((len(index), self.size, self.size), dtype=np.uint8)
+        for i, row in enumerate(index):
+            if not -self.count <= row < self.count:
+                raise IndexError(f"row {row} of {self.count} images")
+            self._read(row % self.count, 1, out[i : i + 1])
+        return torch.from_numpy(out)
+
+    def to(self, device: torch.device | str) -> torch.Tensor | CachedRows:
+        device = torch.device(device)
+        if device.type == "cpu":
+            return self
+        out = torch.empty(self.shape, dtype=torch.uint8, device=device)
+        for first in range(0, self.count, 1024):
+            out[first : first + 1024] = self[first : first + 1024].to(device)
+        return out
 
 
 def _decode(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ml.data.cache import MANIFEST, CacheError, decode_gray, open_cache
+from ml.data.cache import MANIFEST, PIXELS, CacheError, decode_gray, open_cache
 from ml.data.images import decode_images, load_split
 from ml.data.labels import LabelRecord, LabelTable
 
@@ -79,6 +80,32 @@ def test_an_unreadable_image_is_named_and_the_old_cache_stays(tmp_path: Path) ->
         open_cache(cache, ids, paths[:3], 16)
 
 
+def test_cached_rows_index_as_the_split_tensor_would_and_map_nothing(tmp_path: Path) -> None:
+    """What training (rows by index) and inference (slices) read: the decoded pixels, copied
+    into tensors of their own; the file is never mapped into the process."""
+    paths = write_images(tmp_path / "src", 40)
+    cache = open_cache(tmp_path / "cache", [p.stem for p in paths], paths, 20)
+    rows, ram = cache.rows(), decode_images(paths, 20)
+    assert len(rows) == 40 and rows.shape == (40, 20, 20)
+    assert torch.equal(rows[:], ram) and torch.equal(rows[5:17], ram[5:17])
+    assert torch.equal(rows[38:99], ram[38:]) and rows[40:].shape == (0, 20, 20)
+    assert torch.equal(rows[::3], ram[::3]) and torch.equal(rows[3], ram[3])
+    index = torch.tensor([7, 0, 39, 7, -1])
+    assert torch.equal(rows[index], ram[index])
+    batch = rows[index]
+    batch[0] = 0  # a copy: the cache is unchanged
+    assert torch.equal(rows[7], ram[7])
+    assert rows.to("cpu") is rows
+    assert torch.equal(pickle.loads(pickle.dumps(rows))[:], ram)  # noqa: S301 (our own bytes)
+    with pytest.raises(IndexError, match="row 40 of 40"):
+        rows[torch.tensor([40])]
+    assert str(cache.directory / PIXELS) not in Path("/proc/self/maps").read_text()
+    with open(cache.directory / PIXELS, "r+b") as f:
+        f.truncate(30 * 20 * 20)  # a damaged file: named, never read short
+    with pytest.raises(CacheError, match="ends before row 40 of 40"):
+        rows[25:]
+
+
 def test_load_split_reads_the_cache_and_every_run_reuses_it(tmp_path: Path) -> None:
     paths = write_images(tmp_path / "images", 30)
     records = tuple(
@@ -92,7 +119,8 @@ def test_load_split_reads_the_cache_and_every_run_reuses_it(tmp_path: Path) -> N
     first = load_split(table, tmp_path / "images", "train", 28, cache_dir=tmp_path / "cache")
     second = load_split(table, tmp_path / "images", "train", 28, cache_dir=tmp_path / "cache")
     assert (plain.decoded, first.decoded, second.decoded) == (None, 20, 0)
-    assert torch.equal(plain.images, first.images) and torch.equal(plain.images, second.images)
+    assert torch.equal(plain.images[:], first.images[:])
+    assert torch.equal(plain.images[:], second.images[:])
     assert torch.equal(plain.labels, second.labels) and plain.image_ids == second.image_ids
     assert (tmp_path / "cache" / "train-28px" / MANIFEST).is_file()
     test = load_split(table, tmp_path / "images", "test", 28, cache_dir=tmp_path / "cache")

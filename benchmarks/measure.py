@@ -1,0 +1,31 @@
+"""Running a benchmark stage in a fresh process and reading its peak memory from the kernel."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def in_child(script: Path, args: list[str]) -> tuple[float, float, dict[str, Any]]:
+    """Run `script --child ARGS` in a fresh interpreter: its peak resident set in MB (wait4's
+    ru_maxrss, this child alone), its wall seconds, and the JSON object it printed last."""
+    started = time.perf_counter()
+    command = [sys.executable, str(script), "--child", *args]  # our own file and arguments
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # noqa: S603
+    assert proc.stdout is not None
+    printed = proc.stdout.read()  # to the end: the child has exited or closed its output
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"{script.name} --child {' '.join(args)} failed ({proc.returncode})")
+    lines = [line for line in printed.splitlines() if line.startswith("{")]
+    return (
+        usage.ru_maxrss / 1024,
+        time.perf_counter() - started,
+        json.loads(lines[-1]) if lines else {},
+    )
