@@ -109,10 +109,11 @@ def train_step(
         x = x.contiguous(memory_format=torch.channels_last)
     optimizer.zero_grad(set_to_none=True)
     with torch.autocast(x.device.type, torch.bfloat16, enabled=cuda and mixed_precision):
-        loss: torch.Tensor = loss_fn(model(x), y)
+        loss = loss_fn(model(x), y)
     loss.backward()
     optimizer.step()
-    return loss.detach()
+    detached: torch.Tensor = loss.detach()
+    return detached
 
 
 @torch.no_grad()
