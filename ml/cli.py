@@ -308,31 +308,23 @@ def report_command(
     """The paper's pruning analysis of a store: figures, tables, a self-contained HTML report."""
     import time
 
-    import numpy as np
-    import torch
-
     from ml.analysis.report import analyze, write_report
-    from ml.prune import prunable_weights
 
     started = time.perf_counter()
     try:
         opened = PredictionStore.open(store)
-        counts = _train_counts(opened.meta.classes, train_labels, fmt, split_file, train_counts)
+        counts, train_size = _train_counts(
+            opened.meta.classes, train_labels, fmt, split_file, train_counts
+        )
         weights = None
         if run is not None:
-            seed_dirs = sorted(p for p in run.glob("seed-*") if (p / "model.pt").is_file())
-            if not seed_dirs:
-                raise ValueError(f"no checkpoint in {run}")
-            from ml.train import load_seed_model
+            from ml.train import trained_weights
 
-            first_seed = int(seed_dirs[0].name.split("-")[1])
-            model, _ = load_seed_model(
-                run, first_seed, len(opened.meta.classes), torch.device("cpu")
-            )
-            weights = [np.asarray(p.detach().numpy()) for _, p in prunable_weights(model)]
+            weights = trained_weights(run, len(opened.meta.classes))
+        extra = {"split_sizes": {"train": train_size}} if train_size is not None else None
         result = analyze(
             opened, counts, k_star=k_star, percentile=percentile, alpha=alpha, weights=weights,
-            measure=measure,
+            measure=measure, provenance_extra=extra,
         )  # fmt: skip
     except (StoreError, ValueError, FileNotFoundError) as exc:
         raise fail(str(exc)) from exc
@@ -354,13 +346,15 @@ def _train_counts(
     fmt: str,
     split_file: Path | None,
     counts_json: Path | None,
-) -> list[int]:
+) -> tuple[list[int], int | None]:
+    """The training count of each class, and the size of the training split where the label
+    files give it."""
     if counts_json is not None:
         data = json.loads(counts_json.read_text())
         missing = [c for c in classes if c not in data]
         if missing:
             raise ValueError(f"{counts_json.name} lacks counts for: {', '.join(missing)}")
-        return [int(data[c]) for c in classes]
+        return [int(data[c]) for c in classes], None
     if not label_files:
         raise ValueError(
             "give the training label counts: --train-labels FILE ... or --train-counts counts.json"
@@ -375,4 +369,4 @@ def _train_counts(
     missing = [c for c in classes if c not in index]
     if missing:
         raise ValueError(f"the label files lack the store's classes: {', '.join(missing)}")
-    return [sum(r.labels[index[c]] for r in train) for c in classes]
+    return [sum(r.labels[index[c]] for r in train) for c in classes], len(train)

@@ -20,7 +20,7 @@ from ml.data.cache import CachedRows
 from ml.data.images import SplitData, to_model_input
 from ml.prune import PruningMethod, pruned_models, rank_weights, sparsity_report
 from ml.store import SPARSITIES, PredictionStore, StoreMeta, StoreWriter
-from ml.train import load_seed_model
+from ml.train import epochs_run, load_seed_model
 
 Progress = Callable[[str, int, int], None]
 PRUNING_REPORT = "pruning_report.json"  # per seed, per sparsity, per layer: weights and zeros
@@ -58,7 +58,10 @@ def predict_population(
     meta_model: dict[str, object] = {}
     for seed in seeds:
         _, first_config = load_seed_model(run_dir, seed, len(data.classes), torch.device("cpu"))
-        meta_model = {"run_dir": str(run_dir.resolve()), **first_config.to_dict()}
+        meta_model = {
+            "run_dir": str(run_dir.resolve()), "name": first_config.model,
+            **first_config.to_dict(), "epochs_run": epochs_run(run_dir, seeds),
+        }  # fmt: skip
         break
     if first_config is None:
         raise ValueError("give at least one seed")

@@ -147,11 +147,21 @@ def _train_store(
         executor.map_seeds(todo, params, data, ctx, done, work)  # type: ignore[arg-type]
     timings["seeds"] = round(time.perf_counter() - t, 3)
     ctx.check()
+    from ml.train import epochs_run
+
     meta = StoreMeta(
         dataset=inputs.name, classes=test.classes, image_ids=test.image_ids, seeds=params.seeds,
-        sparsities=SPARSITIES, model={"name": params.model, "image_size": params.image_size},
+        sparsities=SPARSITIES, model={
+            "name": params.model, "image_size": params.image_size, "pretrained": params.pretrained,
+            "max_epochs": params.epochs, "patience": params.patience,
+            "batch_size": params.batch_size, "lr": params.lr,
+            "epochs_run": epochs_run(work / "population", params.seeds),
+        },
         pruning={"method": params.method, "min_keep": params.min_keep, "scope": "Conv2d and Linear weights"},
-        notes={"made_by": "piestudy run", "threads_per_seed": params.threads},
+        notes={
+            "made_by": "piestudy run", "threads_per_seed": params.threads,
+            "split_sizes": {"train": len(train.image_ids), "val": len(val.image_ids)},
+        },
     )  # fmt: skip
     report = {}
     with StoreWriter(store_dir, meta, test.labels.numpy().astype("uint8"), overwrite=True) as w:
@@ -173,7 +183,7 @@ def _within(path: Path, roots: Sequence[Path], what: str) -> Path:
 
 def regenerate(
     params: RunParams, inputs: DatasetInputs, work: Path, ctx: RunContext, *,
-    executor: Executor | None = None, allowed_roots: Sequence[Path] = (),
+    executor: Executor | None = None, allowed_roots: Sequence[Path] = (), run_id: int | None = None,
 ) -> RegenerationResult:  # fmt: skip
     """Run the whole regeneration; resumable from `work`. Raises ValueError (bad input, with a
     message that names it), RunCancelled, or whatever the training raised. The parameters were
@@ -214,9 +224,15 @@ def regenerate(
     ctx.stage("PIEs and analysis", 0.88)
     t = time.perf_counter()
     counts = inputs.train_counts(store.meta.classes)
+    magnitudes = None
+    if params.source == "train":  # Fig. 1's weight histogram: the first seed's trained model
+        from ml.train import trained_weights
+
+        magnitudes = trained_weights(work / "population", len(store.meta.classes))
     analysis = analyze(
-        store, counts, k_star=params.k_star, percentile=params.percentile, measure=params.measure
-    )
+        store, counts, k_star=params.k_star, percentile=params.percentile, measure=params.measure,
+        weights=magnitudes, provenance_extra={"run_id": run_id, "source": params.source},
+    )  # fmt: skip
     timings["analysis"] = round(time.perf_counter() - t, 3)
     ctx.check()
     ctx.stage("report", 0.95)

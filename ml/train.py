@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import torch
 from torch import nn
 
@@ -241,3 +243,25 @@ def load_seed_model(
     model = create_model(config.model, num_classes)
     model.load_state_dict(torch.load(d / "model.pt", map_location="cpu", weights_only=True))
     return model.to(device).eval(), config
+
+
+def epochs_run(run_dir: Path, seeds: Sequence[int]) -> dict[str, int]:
+    """The epochs each finished seed trained for (early stopping decides), by seed."""
+    out = {}
+    for seed in seeds:
+        history = seed_dir(run_dir, seed) / "history.json"
+        if history.is_file():
+            out[str(seed)] = len(json.loads(history.read_text())["epochs"])
+    return out
+
+
+def trained_weights(run_dir: Path, num_classes: int) -> list[npt.NDArray[np.float32]]:
+    """The prunable weights (Conv2d and Linear) of the run's first finished seed, as the
+    analysis's weight histogram (Fig. 1) takes them."""
+    from ml.prune import prunable_weights
+
+    seeds = finished_seeds(run_dir)
+    if not seeds:
+        raise FileNotFoundError(f"no finished checkpoint in {run_dir}")
+    model, _ = load_seed_model(run_dir, seeds[0], num_classes, torch.device("cpu"))
+    return [np.asarray(p.detach().numpy()) for _, p in prunable_weights(model)]

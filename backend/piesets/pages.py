@@ -3,6 +3,8 @@ thumbnails), their reports, and image thumbnails."""
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -69,15 +71,38 @@ def pie_set_page(
 
 @router.get("/research/piesets/{pie_set_id}/report", response_class=HTMLResponse)
 def pie_set_report(
-    pie_set_id: IdPath, request: Request, session: SessionDep, _user: ResearcherPage
+    pie_set_id: IdPath,
+    request: Request,
+    session: SessionDep,
+    _user: ResearcherPage,
+    download: bool = False,
 ) -> Response:
+    """The PIE set's analysis report in the app: a way back to the PIE set, a print button
+    (the report's print layout), and with ?download=1 the file as it was made."""
     pie_set = _pie_set(session, pie_set_id)
     path = service.report_path(pie_set, request.app.state.settings.resolved_media_dir)
     if path is None:
         raise PageError("This PIE set has no analysis report.", title="No report")
-    return FileResponse(
-        path, media_type="text/html", headers={"cache-control": "private, no-cache"}
-    )
+    if download:
+        name = f"pie-set-{pie_set.id}-v{pie_set.version}-report.html"
+        return FileResponse(path, media_type="text/html", filename=name)
+    page = path.read_text(encoding="utf-8", errors="replace")
+    bar = REPORT_BAR.format(id=pie_set.id, name=html.escape(f"{pie_set.name} v{pie_set.version}"))
+    # the way back and the print button go in after <body>, in the report's own page (the
+    # file itself stays as it was made, for the download); its scripts cannot run (the CSP)
+    body = re.search(r"<body[^>]*>", page, re.IGNORECASE)
+    at = body.end() if body else 0
+    return HTMLResponse(page[:at] + bar + page[at:], headers={"cache-control": "private, no-cache"})
+
+
+REPORT_BAR = (
+    '<header class="topbar no-print" id="report-bar" style="max-width:62rem;margin:0 auto;'
+    'padding:0.75rem 2rem 0"><a href="/research/piesets/{id}">← Back to {name}</a>'
+    '<span class="actions"><button type="button" id="print" hidden>Print or save as PDF</button>'
+    '<a class="button" href="/research/piesets/{id}/report?download=1" download>'
+    "Download this report (HTML)</a></span></header>"
+    '<script src="/static/js/report.js" defer></script>'
+)
 
 
 @router.get("/research/images/{image_id}/thumbnail")

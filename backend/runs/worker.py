@@ -232,7 +232,7 @@ class Worker:
             work = service.work_dir(self.settings, run_id)
             result = regenerate(
                 params, inputs, work, ctx, executor=executor,
-                allowed_roots=[r.resolve() for r in self.settings.import_roots],
+                allowed_roots=[r.resolve() for r in self.settings.import_roots], run_id=run_id,
             )  # fmt: skip
             ctx.check()
         except RunCancelled:

@@ -7,13 +7,11 @@ the libraries that computed them, so the report never describes an analysis it d
 
 from __future__ import annotations
 
-import platform
-from importlib import metadata
-
 from backend.stats import agreement
 from backend.stats.schemas import QuestionStats, StudyStats
 from backend.studies.models import Study
 from backend.templating import STATIC_DIR
+from ml.analysis.provenance import software_versions as versions_of
 
 STYLES = STATIC_DIR / "css" / "report.css"
 
@@ -28,13 +26,7 @@ def styles() -> str:
 
 
 def software_versions() -> dict[str, str]:
-    out = {"Python": platform.python_version()}
-    for name in LIBRARIES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:  # a source checkout run without installing
-            out[name] = "not installed"
-    return out
+    return versions_of(LIBRARIES)
 
 
 def _first(questions: list[QuestionStats], attribute: str) -> str | None:

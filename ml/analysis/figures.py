@@ -44,7 +44,10 @@ def fig1_overall(o: Overall, hist: tuple[np.ndarray, np.ndarray] | None, out: Pa
             xscale="log", xlabel="|w|", ylabel="weights", title="weight magnitudes (dense model)"
         )
     else:
-        axes[1].text(0.5, 0.5, "no checkpoint given", ha="center", va="center")
+        axes[1].text(
+            0.5, 0.5, "weight magnitudes: no trained model\n(predictions imported without weights)",
+            ha="center", va="center",
+        )  # fmt: skip
         axes[1].set_axis_off()
     return _save(fig, out, "fig1_map_and_weights")
 

@@ -6,7 +6,7 @@ import base64
 import html
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,11 +26,17 @@ from ml.analysis.core import (
     pie_characteristics,
     weight_histogram,
 )
+from ml.analysis.provenance import headline, provenance
 from ml.fileio import atomic_write
 from ml.measures import DESCRIPTIONS
 from ml.metrics import average_precision
 from ml.pies import PieSetResult, find_pies, pie_scores
 from ml.store import PredictionStore
+
+# the app's report style sheet (the reader study's statistics report uses it too), inlined so
+# that the file needs nothing else
+_STYLES = Path(__file__).resolve().parents[2] / "frontend" / "static" / "css" / "report.css"
+REPORT_STYLES = _STYLES.read_text(encoding="utf-8") if _STYLES.is_file() else ""
 
 
 @dataclass(frozen=True)
@@ -43,12 +49,17 @@ class Analysis:
     pies: PieSetResult
     characteristics: PieCharacteristics
     weight_hist: tuple[np.ndarray, np.ndarray] | None
+    provenance: dict[str, Any]
 
 
 def analyze(
     store: PredictionStore, train_counts: Sequence[int], *, k_star: float = 0.9, percentile: float = 5.0,
     alpha: float = 0.001, weights: Sequence[np.ndarray] | None = None, measure: str = "spearman",
+    provenance_extra: Mapping[str, Any] | None = None,
 ) -> Analysis:  # fmt: skip
+    """The paper's analysis of a store. `weights`: a trained model's prunable weights (the
+    histogram of Fig. 1); `provenance_extra`: what the store does not record (a run's id, the
+    sizes of its training and validation splits)."""
     classes = store.meta.classes
     if len(train_counts) != len(classes):
         raise ValueError(f"{len(train_counts)} training counts for {len(classes)} classes")
@@ -66,7 +77,11 @@ def analyze(
     )
     c = pie_characteristics(labels, pies.is_pie, classes)
     hist = weight_histogram(weights) if weights else None
-    return Analysis(store, ap, o, f, p, pies, c, hist)
+    origin = provenance(
+        store, measure=measure, k_star=k_star, percentile=percentile, alpha=alpha,
+        extra=provenance_extra,
+    )  # fmt: skip
+    return Analysis(store, ap, o, f, p, pies, c, hist, origin)
 
 
 def _num(x: Any) -> Any:
@@ -86,6 +101,8 @@ def to_json(a: Analysis) -> dict[str, Any]:
     o, f, p, c = a.overall, a.forgettability, a.pairs, a.characteristics
     return {
         "created_at": datetime.now(UTC).isoformat(),
+        "provenance": a.provenance,
+        "settings": headline(a.provenance),
         "store": str(a.store.path),
         "dataset": m.dataset,
         "shape": {
@@ -151,7 +168,7 @@ def _fmt(x: Any, digits: int = 3) -> str:
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     head = "".join(f"<th>{h}</th>" for h in header)  # headers are ours, entities allowed
     body = "".join("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<table class='grid'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def write_report(a: Analysis, out: Path) -> Path:
@@ -176,7 +193,7 @@ def write_report(a: Analysis, out: Path) -> Path:
         )
         ols += f"<p>R² = {p.ols.r_squared:.3f}, n = {p.ols.n} class pairs</p>"
     corr = [
-        ["first k below &minus;20%", *(_vals(f.first_k_vs_freq))],
+        ["first k below \u221220%", *(_vals(f.first_k_vs_freq))],
         [f"value at {f.max_k:.0%}", *(_vals(f.value_at_max_vs_freq))],
     ]
     sections = [
@@ -200,19 +217,37 @@ def write_report(a: Analysis, out: Path) -> Path:
          "fig5_pie_characteristics"),
     ]  # fmt: skip
     body = "".join(
-        f"<section><h2>{html.escape(t)}</h2>{content}<img alt='{html.escape(t)}' src='data:image/png;base64,{img[name]}'></section>"
+        f"<section><h2>{html.escape(t)}</h2>{content}<figure><img alt='{html.escape(t)}' "
+        f"src='data:image/png;base64,{img[name]}'><figcaption>{name}: "
+        f"<code>figures/{name}.png</code>, <code>.svg</code></figcaption></figure></section>"
         for t, content, name in sections
     )
     m = a.store.meta
-    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>piestudy analysis · {html.escape(m.dataset)}</title>
-<style>body{{font:14px/1.5 system-ui,sans-serif;max-width:1100px;margin:2rem auto;padding:0 1rem;color:#222}}
-table{{border-collapse:collapse;margin:.5rem 0}}td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}
-td:first-child,th:first-child{{text-align:left}}img{{max-width:100%}}section{{margin-bottom:2.5rem}}</style></head><body>
+    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Pruning analysis · {html.escape(m.dataset)} · piestudy</title>
+<style>{REPORT_STYLES}</style></head><body>
+<main class="report" id="report">
 <h1>Pruning analysis · {html.escape(m.dataset)}</h1>
-<p>{len(m.seeds)} seeds &times; {len(m.sparsities)} sparsities &times; {len(m.image_ids)} images &times; {len(m.classes)} classes.
-Every number is also in <code>analysis.json</code> beside this file.</p>{body}</body></html>"""
+<p class="settings" id="settings">{html.escape(headline(a.provenance))}</p>
+<p class="muted">{len(m.seeds)} seeds &times; {len(m.sparsities)} sparsities &times; {len(m.image_ids)} images &times; {len(m.classes)} classes.
+Every number is also in <code>analysis.json</code> beside this file.</p>
+<section><h2 id="provenance-h">Provenance</h2>{_provenance_list(a.provenance)}</section>
+{body}</main></body></html>"""
     atomic_write(out / "report.html", page)
     return out / "report.html"
+
+
+def _provenance_list(p: dict[str, Any]) -> str:
+    """The provenance as a definition list (nested parts flattened one level)."""
+    rows = []
+    for key, value in p.items():
+        if isinstance(value, dict):
+            value = "; ".join(f"{k}: {v}" for k, v in value.items())
+        elif isinstance(value, list):
+            value = ", ".join(map(str, value))
+        rows.append(f"<dt>{html.escape(key.replace('_', ' '))}</dt><dd>{_fmt(value)}</dd>")
+    return f"<dl class='design' id='provenance'>{''.join(rows)}</dl>"
 
 
 def _vals(c: Any) -> list[Any]:

@@ -61,6 +61,7 @@ def test_analysis_report_attached_to_a_pie_set(
     app: FastAPI, users: Users, session: Session, tmp_path: Path
 ) -> None:
     from tests.factories import pieset_csv
+    from tests.htmlcheck import escaped_twice
 
     ds = make_dataset(session, tmp_path, 40)
     session.commit()
@@ -83,8 +84,16 @@ def test_analysis_report_attached_to_a_pie_set(
     assert created.json()["provenance"]["report"].endswith(".html")
     page = c.get(f"/research/piesets/{created.json()['id']}").text
     assert 'id="report-link"' in page
-    served = c.get(f"/research/piesets/{created.json()['id']}/report")
+    pie_set_id = created.json()["id"]
+    served = c.get(f"/research/piesets/{pie_set_id}/report")
     assert served.status_code == 200 and b"Pruning analysis" in served.content
+    # in the app: a way back to the PIE set and a print button, after the report's <body>
+    assert served.text.index("<body>") < served.text.index(f'href="/research/piesets/{pie_set_id}"')
+    assert 'id="print"' in served.text and "Back to with-report v1" in served.text
+    assert escaped_twice(served.text) == [] and escaped_twice(page) == []
+    kept = c.get(f"/research/piesets/{pie_set_id}/report?download=1")
+    assert kept.content == report  # the file as it was made
+    assert "attachment" in kept.headers["content-disposition"]
     assert (
         TestClient(app)
         .get(f"/research/piesets/{created.json()['id']}/report", follow_redirects=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from tests.backend.runs.helpers import (
 )
 from tests.conftest import Users
 from tests.factories import make_pie_set
+from tests.htmlcheck import escaped_twice
 
 # behaviour that depends on the database: run on SQLite and again on PostgreSQL
 pytestmark = pytest.mark.database
@@ -68,6 +70,15 @@ def test_a_run_makes_a_new_pie_set_version_and_studies_keep_theirs(
     session.rollback()  # (SQLite: a reading session holds the write lock until it ends)
     page = client.get(f"/research/piesets/{v2_id}/report", headers=researcher)
     assert page.status_code == 200 and "<html" in page.text.lower()
+    # the report says where it comes from; Fig. 1 has the run's weight histogram
+    assert f"run {run['id']} · smallcnn (from scratch), 2 seeds · global L1 pruning" in page.text
+    assert escaped_twice(page.text) == [] and f'href="/research/piesets/{v2_id}"' in page.text
+    analysis = json.loads((work_dir(settings, run["id"]) / "report" / "analysis.json").read_text())
+    assert (
+        analysis["weight_histogram"] is not None and sum(analysis["weight_histogram"]["counts"]) > 0
+    )
+    assert analysis["provenance"]["split_sizes"] == {"train": 20, "val": 20, "test": 20}
+    assert analysis["provenance"]["model"]["epochs"] == ("1 per seed (at most 1, early stopping)")
     assert (
         client.get(f"/api/studies/{study.json()['id']}", headers=coordinator).json()["pie_set_id"]
         == v1_id
