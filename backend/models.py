@@ -5,7 +5,7 @@ from backend.datasets.models import Dataset, Image
 from backend.db import Base
 from backend.piesets.models import PieSet, PieSetMember
 from backend.reading.models import Answer, AnswerRevision, CaseView, ReaderSession
-from backend.runs.models import Run
+from backend.runs.models import Run, WorkerBeat
 from backend.studies.models import Assignment, Reader, Study, StudyCase, StudyMember
 
 __all__ = [
@@ -27,4 +27,5 @@ __all__ = [
     "StudyCase",
     "StudyMember",
     "User",
+    "WorkerBeat",
 ]

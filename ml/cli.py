@@ -308,14 +308,16 @@ def report_command(
     """The paper's pruning analysis of a store: figures, tables, a self-contained HTML report."""
     import time
 
+    from ml.analysis.library import training_counts
     from ml.analysis.report import analyze, write_report
 
     started = time.perf_counter()
     try:
         opened = PredictionStore.open(store)
-        counts, train_size = _train_counts(
-            opened.meta.classes, train_labels, fmt, split_file, train_counts
-        )
+        counts, train_size = training_counts(
+            opened.meta.classes, label_files=train_labels, label_format=fmt,
+            split_file=split_file, counts=train_counts,
+        )  # fmt: skip
         weights = None
         if run is not None:
             from ml.train import trained_weights
@@ -338,35 +340,3 @@ def report_command(
     console.print(
         f"wrote {page} and {out / 'analysis.json'} in {time.perf_counter() - started:.1f} s"
     )
-
-
-def _train_counts(
-    classes: tuple[str, ...],
-    label_files: list[Path] | None,
-    fmt: str,
-    split_file: Path | None,
-    counts_json: Path | None,
-) -> tuple[list[int], int | None]:
-    """The training count of each class, and the size of the training split where the label
-    files give it."""
-    if counts_json is not None:
-        data = json.loads(counts_json.read_text())
-        missing = [c for c in classes if c not in data]
-        if missing:
-            raise ValueError(f"{counts_json.name} lacks counts for: {', '.join(missing)}")
-        return [int(data[c]) for c in classes], None
-    if not label_files:
-        raise ValueError(
-            "give the training label counts: --train-labels FILE ... or --train-counts counts.json"
-        )
-    if fmt not in LABEL_FORMATS:
-        raise ValueError(f"--format must be one of {', '.join(LABEL_FORMATS)}")
-    table = require_ok(read_labels(fmt, label_files, split_file=split_file))
-    train = [r for r in table.records if r.split == "train"]
-    if not train:
-        raise ValueError("the label files have no train split")
-    index = {c: i for i, c in enumerate(table.classes)}
-    missing = [c for c in classes if c not in index]
-    if missing:
-        raise ValueError(f"the label files lack the store's classes: {', '.join(missing)}")
-    return [sum(r.labels[index[c]] for r in train) for c in classes], len(train)

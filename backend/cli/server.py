@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from typing import Annotated
 
@@ -44,6 +46,9 @@ def demo(
     serve_after: Annotated[
         bool, typer.Option("--serve/--no-serve", help="serve once built")
     ] = True,
+    with_worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="run a worker beside the server")
+    ] = True,
 ) -> None:
     """Build the demo (synthetic data, a trained and pruned population, its PIEs, a 6-reader
     study) unless it exists, print the coordinator's login and the reader links, and serve."""
@@ -68,8 +73,20 @@ def demo(
     for name, url in result.links:
         typer.echo(f"    {name}: {url}")
     if serve_after:
-        console.print(f"\nserving on {settings.base_url} (Ctrl-C stops)\n")
-        serve(host=None, port=None, workers=None)
+        # a worker beside the server, so that a run started from the research page runs
+        command = [sys.executable, "-m", "backend.cli", "worker"]  # this interpreter, our CLI
+        runs = subprocess.Popen(command) if with_worker else None  # noqa: S603
+        console.print(
+            f"\nserving on {settings.base_url}"
+            + (f" with a worker for runs (pid {runs.pid})" if runs else "")
+            + " (Ctrl-C stops)\n"
+        )
+        try:
+            serve(host=None, port=None, workers=None)
+        finally:
+            if runs is not None:
+                runs.terminate()  # it hands a run it was on back to the queue
+                runs.wait(timeout=30)
 
 
 def worker(

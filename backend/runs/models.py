@@ -62,3 +62,20 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WorkerBeat(Base):
+    """A `piestudy worker` that is (or was lately) alive: each one writes its row every heartbeat,
+    idle or busy, and removes it when it stops; one silent for three heartbeats is taken for
+    dead. The run pages say from these when no worker would pick up a queued run."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int]
+    executor: Mapped[str] = mapped_column(String(20))
+    heartbeat_s: Mapped[float]
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

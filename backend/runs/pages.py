@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -21,6 +23,9 @@ def run_page(
     try:
         run = service.get_run(session, run_id)
     except NotFoundError:
-        context = {"user": user, "run": None}
-        return templates.TemplateResponse(request, "research/run.html", context, status_code=404)
-    return templates.TemplateResponse(request, "research/run.html", {"user": user, "run": run})
+        missing = {"user": user, "run": None}
+        return templates.TemplateResponse(request, "research/run.html", missing, status_code=404)
+    shown = service.describe(session, [run])[0]
+    place = f"{service.ordinal(shown.queue_position)} in the queue" if shown.queue_position else ""
+    context: dict[str, Any] = {"user": user, "run": run, "shown": shown, "place": place}
+    return templates.TemplateResponse(request, "research/run.html", context)

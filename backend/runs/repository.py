@@ -4,10 +4,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from backend.runs.models import Run, RunStatus
+from backend.runs.models import Run, RunStatus, WorkerBeat
 
 
 def add(session: Session, run: Run) -> None:
@@ -133,3 +133,54 @@ def requeue_if_running(session: Session, run_id: int) -> None:
         .where(Run.id == run_id, Run.status == RunStatus.running)
         .values(status=RunStatus.queued, worker_id=None)
     )
+
+
+# ---------------------------------------------------------------- workers
+
+
+def beat(
+    session: Session, worker_id: str, now: datetime, *, host: str, pid: int, executor: str,
+    heartbeat_s: float, run_id: int | None,
+) -> None:  # fmt: skip
+    """This worker is alive, idle (run_id None) or on a run; only the worker writes its row."""
+    values = {"heartbeat_at": now, "run_id": run_id}
+    updated = session.execute(update(WorkerBeat).where(WorkerBeat.id == worker_id).values(**values))
+    if updated.rowcount == 0:  # type: ignore[attr-defined]
+        session.add(
+            WorkerBeat(
+                id=worker_id,
+                host=host,
+                pid=pid,
+                executor=executor,
+                heartbeat_s=heartbeat_s,
+                started_at=now,
+                **values,
+            )
+        )
+        session.flush()
+    # rows of workers dead for a day (killed: they could not remove their own) go
+    session.execute(delete(WorkerBeat).where(WorkerBeat.heartbeat_at < now - timedelta(days=1)))
+
+
+def remove_worker(session: Session, worker_id: str) -> None:
+    session.execute(delete(WorkerBeat).where(WorkerBeat.id == worker_id))
+
+
+def alive_workers(session: Session, now: datetime) -> list[WorkerBeat]:
+    """Workers heard of within three of their heartbeats (and 10 s at least)."""
+    recent = session.scalars(
+        select(WorkerBeat)
+        .where(WorkerBeat.heartbeat_at >= now - timedelta(hours=1))
+        .order_by(WorkerBeat.started_at)
+    ).all()
+    return [
+        w for w in recent if now - w.heartbeat_at <= timedelta(seconds=max(3 * w.heartbeat_s, 10))
+    ]
+
+
+def queue_positions(session: Session) -> dict[int, int]:
+    """Each queued run's place in the queue (1: the next one a worker takes), in claim order."""
+    queued = session.scalars(
+        select(Run.id).where(Run.status == RunStatus.queued).order_by(Run.created_at, Run.id)
+    ).all()
+    return {run_id: place for place, run_id in enumerate(queued, start=1)}

@@ -46,3 +46,23 @@ class RunRead(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # not columns: where a queued run stands, and whether any worker would take it
+    queue_position: int | None = Field(
+        default=None, description="queued: its place in the queue (1: the next one taken)"
+    )
+    workers_alive: int = Field(default=0, description="workers heard of within 3 heartbeats")
+    hint: str | None = Field(
+        default=None, description="why a live run is not moving, and what to do (else null)"
+    )
+
+
+class WorkerRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    host: str
+    pid: int
+    executor: str
+    run_id: int | None
+    started_at: datetime
+    heartbeat_at: datetime

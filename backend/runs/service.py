@@ -15,7 +15,7 @@ from backend.datasets.service import get_dataset
 from backend.errors import ConflictError, InvalidInputError, NotFoundError
 from backend.runs import repository
 from backend.runs.models import FINISHED, Run, RunStatus
-from backend.runs.schemas import RunCreate
+from backend.runs.schemas import RunCreate, RunRead
 from backend.timeutil import utcnow
 from ml.data.labels import LabelRecord
 from ml.regenerate import DatasetInputs
@@ -81,6 +81,49 @@ def get_run(session: Session, run_id: int) -> Run:
 
 def list_runs(session: Session) -> Sequence[Run]:
     return repository.list_all(session)
+
+
+START_A_WORKER = (
+    "start one on the server: `uv run piestudy worker` (it executes queued runs one at a time; "
+    "`make demo` serves with one)"
+)
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def describe(session: Session, runs: Sequence[Run]) -> list[RunRead]:
+    """The runs as the API and the run page show them: with a queued run's place in the queue,
+    the workers alive, and a hint where a live run would not move."""
+    workers = repository.alive_workers(session, utcnow())
+    places = (
+        repository.queue_positions(session)
+        if any(r.status == RunStatus.queued for r in runs)
+        else {}
+    )
+    busy = [w.run_id for w in workers if w.run_id is not None]
+    out = []
+    for run in runs:
+        read = RunRead.model_validate(run)
+        read.workers_alive = len(workers)
+        read.queue_position = places.get(run.id)
+        if run.status == RunStatus.queued and not workers:
+            read.hint = f"No worker is running, so this run waits in the queue: {START_A_WORKER}."
+        elif run.status == RunStatus.queued and len(busy) == len(workers):
+            on = ", ".join(f"run {r}" for r in busy)
+            read.hint = (
+                f"{ordinal(read.queue_position or 1)} in the queue: every worker alive is busy"
+                f" ({on}); it starts when one is free, or {START_A_WORKER}."
+            )
+        elif run.status == RunStatus.running and not any(w.run_id == run.id for w in workers):
+            read.hint = (
+                "Its worker has not been heard of lately (stopped or killed?): the run goes back "
+                f"to the queue when its lease ends, for the next worker; if none is running, {START_A_WORKER}."
+            )
+        out.append(read)
+    return out
 
 
 def cancel_run(session: Session, run_id: int) -> Run:

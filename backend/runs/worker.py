@@ -10,10 +10,12 @@ worker that is stopped (SIGTERM, Ctrl-C) puts its run back in the queue at once.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import socket
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable
@@ -88,6 +90,7 @@ class _Context:
                 values["log"] = service.append_log(run.log, lines)
             owned = repository.update_owned(session, self.run_id, self.worker.id, **values)
             cancel = run is not None and run.cancel_requested
+            self.worker.register(session, self.run_id if owned else None)
         if not owned:
             self.halt("lost")
         elif cancel:
@@ -131,6 +134,7 @@ class Worker:
         self.say = say
         self.stopping = threading.Event()
         self.current: _Context | None = None
+        self._last_idle_beat = -math.inf
 
     # -------------------------------------------------------------- the loop
 
@@ -138,16 +142,48 @@ class Worker:
         """Execute runs until stopped (or, with drain, until none is queued); returns how many
         runs this worker executed."""
         done = 0
-        while not self.stopping.is_set():
-            run_id = self.claim()
-            if run_id is None:
-                if drain:
-                    break
-                self.stopping.wait(self.poll_s)
-                continue
-            self.execute(run_id)
-            done += 1
+        try:
+            while not self.stopping.is_set():
+                self.idle_beat()
+                run_id = self.claim()
+                if run_id is None:
+                    if drain:
+                        break
+                    self.stopping.wait(self.poll_s)
+                    continue
+                self.execute(run_id)
+                done += 1
+        finally:
+            self.unregister()
         return done
+
+    # -------------------------------------------------------------- being seen alive
+
+    def register(self, session: Session, run_id: int | None) -> None:
+        """This worker's heartbeat row (the run pages tell from these whether any is alive)."""
+        repository.beat(
+            session, self.id, utcnow(), host=socket.gethostname(), pid=os.getpid(),
+            executor=self.executor.name, heartbeat_s=self.heartbeat_s, run_id=run_id,
+        )  # fmt: skip
+
+    def idle_beat(self) -> None:
+        """Between runs: a heartbeat every `heartbeat_s` while the queue is looked at."""
+        now = time.monotonic()
+        if now - self._last_idle_beat < self.heartbeat_s:
+            return
+        self._last_idle_beat = now
+        try:
+            with self.sessions.begin() as session:
+                self.register(session, None)
+        except Exception as exc:  # a database hiccup: the next look tries again
+            self.say(f"worker {self.id}: heartbeat failed: {exc}")
+
+    def unregister(self) -> None:
+        try:
+            with self.sessions.begin() as session:
+                repository.remove_worker(session, self.id)
+        except Exception as exc:  # gone with the database: its row ages out
+            self.say(f"worker {self.id}: could not sign off: {exc}")
 
     def install_signal_handlers(self) -> None:
         def stop(signum: int, _frame: FrameType | None) -> None:

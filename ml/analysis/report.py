@@ -51,6 +51,20 @@ class Analysis:
     weight_hist: tuple[np.ndarray, np.ndarray] | None
     provenance: dict[str, Any]
 
+    def tables(self) -> dict[str, Any]:
+        """The numbers as pandas DataFrames (ml.analysis.library.tables)."""
+        from ml.analysis.library import tables
+
+        return tables(self)
+
+    def to_json(self) -> dict[str, Any]:
+        """What analysis.json holds."""
+        return to_json(self)
+
+    def write_report(self, out: str | Path) -> Path:
+        """out/report.html, out/analysis.json and out/figures/; the report's path."""
+        return write_report(self, Path(out))
+
 
 def analyze(
     store: PredictionStore, train_counts: Sequence[int], *, k_star: float = 0.9, percentile: float = 5.0,

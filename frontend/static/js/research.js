@@ -83,6 +83,12 @@ if (panel) {
       a.textContent = "Open the new PIE set and its report";
       $("#run-result").replaceChildren(a);
     }
+    const ordinal = (n) => n + ((n % 100 >= 10 && n % 100 <= 20) ? "th" : ({ 1: "st", 2: "nd", 3: "rd" }[n % 10] || "th"));
+    const place = run.queue_position ? `${ordinal(run.queue_position)} in the queue` : "";
+    const alive = live.has(run.status) ? `${run.workers_alive} worker${run.workers_alive === 1 ? "" : "s"} alive` : "";
+    $("#run-queue").textContent = [place, alive].filter(Boolean).join(" · ");
+    $("#run-hint").textContent = run.hint || "";
+    $("#run-hint").hidden = !run.hint;
     $("#cancel-run").hidden = !live.has(run.status);
     return live.has(run.status);
   };

@@ -124,3 +124,74 @@ def test_a_silent_worker_s_run_is_requeued_until_its_last_attempt_then_fails(
     assert given_up.error is not None
     assert given_up.error.startswith(f"given up after {MAX_ATTEMPTS} attempts"), given_up.error
     assert "failed: its worker fell silent" in given_up.log
+
+
+def test_a_queued_run_says_its_place_and_whether_any_worker_would_take_it(
+    client: TestClient, users: Users, session: Session, tmp_path: Path, engine: Engine,
+    settings: Settings,
+) -> None:  # fmt: skip
+    ds = split_dataset(session, tmp_path)
+    researcher = users.headers("rita", Role.researcher)
+    first, second = start(client, researcher, ds), start(client, researcher, ds)
+    assert (first["queue_position"], second["queue_position"]) == (1, 2)
+    assert first["workers_alive"] == 0 and "No worker is running" in first["hint"]
+    assert "uv run piestudy worker" in first["hint"]
+    page = client.get(f"/research/runs/{second['id']}", headers=researcher).text
+    assert "2nd in the queue · 0 workers alive" in page and "No worker is running" in page
+    assert client.get("/api/runs/workers", headers=researcher).json() == []
+    assert client.get("/api/runs/workers", headers=users.headers("cora")).status_code == 403
+
+    idle = worker(engine, settings, heartbeat_s=0.5)
+    idle.idle_beat()  # what serve() does between looks at the queue
+    [seen] = client.get("/api/runs/workers", headers=researcher).json()
+    assert seen["id"] == idle.id and seen["run_id"] is None and seen["executor"] == "local"
+    shown = client.get(f"/api/runs/{second['id']}", headers=researcher).json()
+    assert shown["workers_alive"] == 1 and shown["hint"] is None  # an idle worker takes it
+
+    with make_sessionmaker(engine).begin() as s:  # busy with the first run
+        idle.register(s, first["id"])
+    shown = client.get(f"/api/runs/{second['id']}", headers=researcher).json()
+    assert shown["hint"].startswith(
+        f"2nd in the queue: every worker alive is busy (run {first['id']})"
+    )
+    listed = {r["id"]: r for r in client.get("/api/runs", headers=researcher).json()}
+    assert listed[second["id"]]["queue_position"] == 2 and listed[first["id"]]["workers_alive"] == 1
+
+    with make_sessionmaker(engine).begin() as s:  # silent for longer than three heartbeats
+        repository.beat(
+            s, idle.id, utcnow() - timedelta(seconds=30), host="h", pid=1, executor="local",
+            heartbeat_s=0.5, run_id=None,
+        )  # fmt: skip
+    assert client.get("/api/runs/workers", headers=researcher).json() == []
+    assert (
+        "No worker is running"
+        in client.get(f"/api/runs/{second['id']}", headers=researcher).json()["hint"]
+    )
+
+    idle.idle_beat()
+    idle.unregister()  # a worker that stops signs off at once
+    assert client.get("/api/runs/workers", headers=researcher).json() == []
+    client.post(f"/api/runs/{first['id']}/cancel", headers=researcher)
+    shown = client.get(f"/api/runs/{second['id']}", headers=researcher).json()
+    assert shown["queue_position"] == 1  # the cancelled one left the queue
+
+
+def test_a_worker_is_seen_while_it_serves_and_signs_off_when_it_stops(
+    client: TestClient, users: Users, session: Session, tmp_path: Path, engine: Engine,
+    settings: Settings,
+) -> None:  # fmt: skip
+    researcher = users.headers("rita", Role.researcher)
+    w = worker(engine, settings, heartbeat_s=0.5, poll_s=0.05)
+    thread = threading.Thread(target=w.serve, daemon=True)
+    thread.start()
+    try:
+        for _ in range(100):
+            seen = client.get("/api/runs/workers", headers=researcher).json()
+            if seen:
+                break
+            threading.Event().wait(0.05)
+        assert [x["id"] for x in seen] == [w.id]
+    finally:
+        w.stopping.set()
+        thread.join(10)
+    assert client.get("/api/runs/workers", headers=researcher).json() == []
