@@ -340,3 +340,8 @@ def report_command(
     console.print(
         f"wrote {page} and {out / 'analysis.json'} in {time.perf_counter() - started:.1f} s"
     )
+
+
+from ml.compare_cli import compare_command  # noqa: E402 - its own module, registered here
+
+app.command("compare")(compare_command)

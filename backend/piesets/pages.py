@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from backend.auth.deps import ResearcherImage, ResearcherPage
@@ -16,6 +16,7 @@ from backend.db import IdPath, SessionDep
 from backend.derivatives import THUMBNAIL, derived_image
 from backend.errors import AppError
 from backend.piesets import service
+from backend.piesets.compare import compare_pie_sets, curves_png
 from backend.runs import service as runs_service
 from backend.templating import PageError, templates
 from ml.runparams import PRUNED_SPARSITIES, option_specs
@@ -67,6 +68,20 @@ def pie_set_page(
         "has_report": service.report_path(pie_set, request.app.state.settings.resolved_media_dir) is not None,
     }  # fmt: skip
     return templates.TemplateResponse(request, "research/pieset.html", context)
+
+
+@router.get("/research/compare", response_class=HTMLResponse)
+def compare_page(
+    request: Request, session: SessionDep, user: ResearcherPage,
+    id: Annotated[list[int] | None, Query()] = None,
+) -> Response:  # fmt: skip
+    """PIE sets side by side (chosen on the research page)."""
+    try:
+        result = compare_pie_sets(session, id or [], request.app.state.settings)
+    except AppError as exc:
+        raise PageError(exc.message, title="Cannot compare these PIE sets") from exc
+    context = {"user": user, "result": result, "curves_png": curves_png(result)}
+    return templates.TemplateResponse(request, "research/compare.html", context)
 
 
 @router.get("/research/piesets/{pie_set_id}/report", response_class=HTMLResponse)

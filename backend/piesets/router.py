@@ -9,6 +9,7 @@ from backend.auth.deps import DataReader, ResearcherUser
 from backend.db import IdPath, SessionDep
 from backend.errors import InvalidInputError
 from backend.piesets import service
+from backend.piesets.compare import compare_pie_sets
 from backend.piesets.schemas import PieSetMemberPage, PieSetMemberRead, PieSetRead
 
 router = APIRouter(prefix="/api/piesets", tags=["piesets"])
@@ -60,6 +61,16 @@ async def import_pie_set(
         media_dir=request.app.state.settings.resolved_media_dir,
     )
     return PieSetRead.model_validate(pie_set)
+
+
+@router.get("/compare")
+def compare(
+    request: Request, session: SessionDep, _user: DataReader,
+    id: Annotated[list[int], Query(description="2 to 6 PIE set ids of one dataset")],
+) -> dict[str, Any]:  # fmt: skip
+    """PIE sets side by side: PIE overlap (Jaccard) and score correlation per pair, and the
+    forgettability curves of those whose run's prediction store is on the server."""
+    return compare_pie_sets(session, id, request.app.state.settings)
 
 
 @router.get("/{pie_set_id}", response_model=PieSetRead)

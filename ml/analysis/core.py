@@ -105,14 +105,19 @@ class Forgettability:
     value_at_max_vs_freq: Correlation
 
 
+def relative_ap(ap: Array) -> Array:
+    """Each seed's relative change in AP against its dense model, [S, K, C] (NaN where the
+    dense AP is undefined: no test positives)."""
+    dense = ap[:, :1, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray((ap - dense) / dense)
+
+
 def forgettability(
     ap: Array, sparsities: Sequence[float], classes: Sequence[str],
     train_counts: Sequence[int], test_counts: Sequence[int],
 ) -> Forgettability:  # fmt: skip
-    dense = ap[:, :1, :]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rel = (ap - dense) / dense
-    curves = np.median(rel, axis=0)  # [K, C]
+    curves = np.median(relative_ap(ap), axis=0)  # [K, C]
     rows = []
     for ci, name in enumerate(classes):
         curve = curves[:, ci]

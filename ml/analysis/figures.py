@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -16,7 +18,8 @@ from ml.analysis.core import Forgettability, Overall, Pairs, PieCharacteristics
 
 def _save(fig: Figure, out: Path, name: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / f"{name}.svg", bbox_inches="tight")
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # text stays text: editable
+        fig.savefig(out / f"{name}.svg", bbox_inches="tight")
     fig.savefig(out / f"{name}.png", dpi=130, bbox_inches="tight")
     plt.close(fig)
     return out / f"{name}.png"
@@ -115,3 +118,40 @@ def fig5_pies(c: PieCharacteristics, out: Path) -> Path:
     axes[1].axhline(1, ls=":", c="k")
     axes[1].set(xlabel="findings per image", title="number of findings ratio")
     return _save(fig, out, "fig5_pie_characteristics")
+
+
+def overlaid_curves(curves: dict[str, dict[str, Any]], out: Path) -> list[Path]:
+    """Forgettability curves of several stores overlaid: the median mAP, then one small panel
+    per class (the classes of the first store, in its order), one line per store."""
+    labels = list(curves)
+    classes = list(curves[labels[0]]["classes"])
+    cols = 5
+    rows = 1 + math.ceil(len(classes) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.4 * rows), squeeze=False)
+    colours = plt.cm.tab10(np.arange(len(labels)) % 10)
+    top = axes[0, 0]
+    for colour, label in zip(colours, labels, strict=True):
+        c = curves[label]
+        if c["median_map"] is not None:
+            top.plot(c["sparsities"], c["median_map"], color=colour, lw=1.5, label=label)
+    top.set(title="median mAP", xlabel="sparsity")
+    for ax in axes[0, 1:]:
+        ax.set_axis_off()
+    handles, names = top.get_legend_handles_labels()
+    axes[0, 1].legend(handles, names, loc="center left", fontsize=8, frameon=False)
+    for i, name in enumerate(classes):
+        ax = axes[1 + i // cols, i % cols]
+        for colour, label in zip(colours, labels, strict=True):
+            values = curves[label]["classes"].get(name)
+            if values is not None:
+                y = np.array([np.nan if v is None else v for v in values], dtype=float)
+                ax.plot(curves[label]["sparsities"], y, color=colour, lw=1.2)
+        ax.axhline(-0.2, ls="--", c="grey", lw=0.8)
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(labelsize=7)
+    for j in range(len(classes), (rows - 1) * cols):
+        axes[1 + j // cols, j % cols].set_axis_off()
+    fig.suptitle("relative change in AP by sparsity (median across seeds)", fontsize=11)
+    fig.tight_layout()
+    png = _save(fig, out, "curves")
+    return [png, png.with_suffix(".svg")]
