@@ -204,6 +204,29 @@ class PieCharacteristics:
     bin_ratio: Array
     n_pies: int
     n_non_pies: int
+    class_counts: Array  # [2, C]: positives among the PIEs, among the non-PIEs
+    class_ci: Array  # [C, 2]: 95% interval of each ratio (NaN where the ratio is undefined)
+    bin_counts: Array  # [2, 5]
+    bin_ci: Array  # [5, 2]
+
+
+Z95 = 1.959963984540054
+
+
+def ratio_interval(a: Array, n1: int, c: Array, n2: int, z: float = Z95) -> Array:
+    """The 95% interval of the prevalence ratio (a/n1) / (c/n2), Katz's log method, [.., 2].
+    Where a is 0 (a ratio of 0), the interval runs from 0 to the upper bound with 0.5 added to a
+    and c (Haldane-Anscombe); where c is 0 the ratio, and its interval, are undefined (NaN)."""
+    a, c = np.asarray(a, dtype=float), np.asarray(c, dtype=float)
+    zero = a == 0
+    a2, c2 = np.where(zero, a + 0.5, a), np.where(zero, c + 0.5, c)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        log_ratio = np.log((a2 / n1) / (c2 / n2))
+        se = np.sqrt(1 / a2 - 1 / n1 + 1 / c2 - 1 / n2)
+        out = np.stack([np.exp(log_ratio - z * se), np.exp(log_ratio + z * se)], axis=-1)
+    out[zero, 0] = 0.0
+    out[c == 0] = np.nan
+    return np.asarray(out)
 
 
 def pie_characteristics(
@@ -214,17 +237,26 @@ def pie_characteristics(
     pie, non = y[is_pie], y[~is_pie]
     if not len(pie) or not len(non):
         raise ValueError("need both PIEs and non-PIEs")
+    n1, n2 = len(pie), len(non)
+    class_counts = np.stack([pie.sum(axis=0), non.sum(axis=0)])
     with np.errstate(invalid="ignore", divide="ignore"):
-        class_ratio = pie.mean(axis=0) / non.mean(axis=0)
+        class_ratio = (class_counts[0] / n1) / (class_counts[1] / n2)
     finding_cols = [i for i, c in enumerate(classes) if c != no_finding]
     d = np.minimum(y[:, finding_cols].sum(axis=1), 4).astype(int)
     bins = ("0", "1", "2", "3", "4+")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        bin_ratio = np.array([np.mean(d[is_pie] == b) / np.mean(d[~is_pie] == b) for b in range(5)])
-    class_ratio[non.mean(axis=0) == 0] = np.nan
-    return PieCharacteristics(
-        tuple(classes), class_ratio, bins, bin_ratio, int(is_pie.sum()), int((~is_pie).sum())
+    bin_counts = np.array(
+        [[np.sum(d[is_pie] == b) for b in range(5)], [np.sum(d[~is_pie] == b) for b in range(5)]],
+        dtype=float,
     )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        bin_ratio = (bin_counts[0] / n1) / (bin_counts[1] / n2)
+    class_ratio[class_counts[1] == 0] = np.nan
+    bin_ratio[bin_counts[1] == 0] = np.nan
+    return PieCharacteristics(
+        tuple(classes), class_ratio, bins, bin_ratio, int(is_pie.sum()), int((~is_pie).sum()),
+        class_counts, ratio_interval(class_counts[0], n1, class_counts[1], n2),
+        bin_counts, ratio_interval(bin_counts[0], n1, bin_counts[1], n2),
+    )  # fmt: skip
 
 
 def weight_histogram(

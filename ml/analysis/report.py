@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ml.analysis import figures
+from ml.analysis import figures, figures_pies
 from ml.analysis.core import (
     Forgettability,
     Overall,
@@ -24,6 +24,7 @@ from ml.analysis.core import (
     overall,
     pairs,
     pie_characteristics,
+    relative_ap,
     weight_histogram,
 )
 from ml.analysis.provenance import headline, provenance
@@ -164,6 +165,23 @@ def to_json(a: Analysis) -> dict[str, Any]:
             "findings_ratio": dict(zip(c.finding_bins, _num(c.bin_ratio), strict=True)),
             "n_pies": c.n_pies,
             "n_non_pies": c.n_non_pies,
+            "class_counts": {
+                name: {
+                    "pies": int(c.class_counts[0, i]),
+                    "non_pies": int(c.class_counts[1, i]),
+                    "ci95": _num(c.class_ci[i]),
+                }
+                for i, name in enumerate(c.classes)
+            },
+            "findings_counts": {
+                name: {
+                    "pies": int(c.bin_counts[0, i]),
+                    "non_pies": int(c.bin_counts[1, i]),
+                    "ci95": _num(c.bin_ci[i]),
+                }
+                for i, name in enumerate(c.finding_bins)
+            },
+            "interval": "95%, Katz's log method (0.5 added to both counts where the PIEs have none)",
         },
         "weight_histogram": {"counts": _num(a.weight_hist[0]), "edges": _num(a.weight_hist[1])}
         if a.weight_hist
@@ -188,12 +206,21 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def write_report(a: Analysis, out: Path) -> Path:
     """out/report.html (figures embedded), out/analysis.json, out/figures/*.png|svg."""
     fig_dir = out / "figures"
+    source = a.provenance.get("source")
+    why = (
+        f"this run's predictions came from a {source}, without its trained models"
+        if source in ("store", "reference")
+        else "no trained model given (`ml report --run RUN_DIR` draws it)"
+    )
+    sparsities = a.store.meta.sparsities
     pngs = [
-        figures.fig1_overall(a.overall, a.weight_hist, fig_dir),
-        figures.fig2_curves(a.forgettability, a.store.meta.sparsities, fig_dir),
+        figures.fig1_overall(a.overall, a.weight_hist, fig_dir, why),
+        figures.fig2_overview(a.forgettability, sparsities, fig_dir),
+        figures.fig2_by_class(a.forgettability, sparsities, relative_ap(a.ap), fig_dir),
         figures.fig3_vs_frequency(a.forgettability, fig_dir),
-        figures.fig4_pairs(a.pairs, fig_dir),
-        figures.fig5_pies(a.characteristics, fig_dir),
+        figures_pies.fig4_pairs(a.pairs, fig_dir),
+        figures_pies.fig5_pies(a.characteristics, fig_dir),
+        figures_pies.fig6_pie_scores(a.pies, fig_dir),
     ]
     data = to_json(a)
     atomic_write(out / "analysis.json", json.dumps(data, indent=1))
@@ -215,26 +242,31 @@ def write_report(a: Analysis, out: Path) -> Path:
          f"<b>{_fmt(o.first_significant_k)}</b></p>"
          + _table(["k", "median mAP", "mean dense", "mean pruned", "t", "P"],
                   [[w.k, o.median_map[i], w.mean_dense, w.mean_pruned, w.t, w.p] for i, w in enumerate(o.welch)]),
-         "fig1_map_and_weights"),
+         ["fig1_map_and_weights"]),
         ("Q2 · forgettability by class", _table(
             ["class", "train n", "test n", "first k below &minus;20%", f"change at {f.max_k:.0%}"],
             [[x.name, x.train_count, x.test_count, x.first_k_below, x.value_at_max] for x in f.classes])
          + "<h3>vs log training frequency</h3>" + _table(["measure", "n", "Pearson r", "P", "Spearman &rho;", "P"], corr),
-         "fig2_forgettability_curves"),
-        ("Q2 · forgettability vs frequency", "", "fig3_forgettability_vs_frequency"),
-        ("Q3 · pairs of classes", "<p>OLS: FCD ~ |&Delta;log freq| + IoU^&frac14; + |&Delta;log freq| &times; IoU^&frac14;</p>" + ols, "fig4_fcd"),
+         ["fig2_forgettability_curves", "fig2b_forgettability_by_class"]),
+        ("Q2 · forgettability vs frequency", "", ["fig3_forgettability_vs_frequency"]),
+        ("Q3 · pairs of classes", "<p>OLS: FCD ~ |&Delta;log freq| + IoU^&frac14; + |&Delta;log freq| &times; IoU^&frac14;</p>" + ols, ["fig4_fcd"]),
         ("Q4 · PIE characteristics", f"<p>{c.n_pies} PIEs, {c.n_non_pies} non-PIEs (PIE score: {html.escape(DESCRIPTIONS[a.pies.measure])}; k* = {a.pies.k_star}, "
          f"{a.pies.percentile:g}th percentile, threshold {a.pies.threshold:.4f}; "
          f"{len(a.pies.undefined_ids)} undefined scores)</p>"
-         + _table(["class", "PIE / non-PIE prevalence"], list(zip(c.classes, c.class_ratio, strict=True)))
-         + _table(["findings", "ratio"], list(zip(c.finding_bins, c.bin_ratio, strict=True))),
-         "fig5_pie_characteristics"),
+         + _ratio_table("class", c.classes, c.class_ratio, c.class_ci, c.class_counts, c)
+         + _ratio_table("findings", c.finding_bins, c.bin_ratio, c.bin_ci, c.bin_counts, c),
+         ["fig5_pie_characteristics", "fig6_pie_scores"]),
     ]  # fmt: skip
     body = "".join(
-        f"<section><h2>{html.escape(t)}</h2>{content}<figure><img alt='{html.escape(t)}' "
-        f"src='data:image/png;base64,{img[name]}'><figcaption>{name}: "
-        f"<code>figures/{name}.png</code>, <code>.svg</code></figcaption></figure></section>"
-        for t, content, name in sections
+        f"<section><h2>{html.escape(t)}</h2>{content}"
+        + "".join(
+            f"<figure><img alt='{html.escape(t)}' src='data:image/png;base64,{img[name]}'>"
+            f"<figcaption><code>figures/{name}</code> .png, .svg (editable text), .csv (the "
+            "numbers drawn)</figcaption></figure>"
+            for name in names
+        )
+        + "</section>"
+        for t, content, names in sections
     )
     m = a.store.meta
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
@@ -262,6 +294,20 @@ def _provenance_list(p: dict[str, Any]) -> str:
             value = ", ".join(map(str, value))
         rows.append(f"<dt>{html.escape(key.replace('_', ' '))}</dt><dd>{_fmt(value)}</dd>")
     return f"<dl class='design' id='provenance'>{''.join(rows)}</dl>"
+
+
+def _ratio_table(
+    what: str, names: Sequence[str], ratio: np.ndarray, ci: np.ndarray, counts: np.ndarray,
+    c: PieCharacteristics,
+) -> str:  # fmt: skip
+    """Prevalence ratios with their counts and 95% intervals; an undefined one says so."""
+    rows = [
+        [name, f"{int(counts[0, i])} / {c.n_pies}", f"{int(counts[1, i])} / {c.n_non_pies}",
+         "undefined (no non-PIE positive)" if math.isnan(ratio[i]) else float(ratio[i]),
+         "" if math.isnan(ci[i, 0]) else f"{ci[i, 0]:.3g} to {ci[i, 1]:.3g}"]
+        for i, name in enumerate(names)
+    ]  # fmt: skip
+    return _table([what, "PIEs with it", "non-PIEs with it", "ratio", "95% interval (Katz)"], rows)
 
 
 def _vals(c: Any) -> list[Any]:

@@ -13,10 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 from sklearn.metrics import average_precision_score
+from statsmodels.stats.contingency_tables import Table2x2
 from typer.testing import CliRunner
 
 from backend.cli import app as cli
-from ml.analysis.core import forgettability, overall, pairs, pie_characteristics
+from ml.analysis.core import forgettability, overall, pairs, pie_characteristics, ratio_interval
 from ml.analysis.report import analyze, write_report
 from ml.analysis.synthetic import synthetic_store, train_counts_for
 from ml.metrics import average_precision, mean_ap
@@ -136,8 +137,28 @@ def test_pie_characteristics() -> None:
     assert math.isnan(ch.class_ratio[classes.index("E")])  # no non-PIE has E
     # findings per image (No Finding is not counted): PIEs 5->4+, 1, 3; non-PIEs 0, 1, 2, 0, 0
     assert ch.bin_ratio[1] == pytest.approx((1 / 3) / (1 / 5))
-    assert ch.bin_ratio[4] == pytest.approx(float("inf"))
+    assert math.isnan(ch.bin_ratio[4])  # no non-PIE has 4+ findings: undefined, not infinite
     assert ch.bin_ratio[0] == 0
+    # the counts behind each ratio, and its interval: statsmodels' risk ratio (Katz's log method)
+    b = classes.index("B")
+    assert ch.class_counts[:, b].tolist() == [3, 1] and ch.bin_counts[:, 1].tolist() == [1, 1]
+    table = Table2x2(
+        np.array([[3, 0], [1, 4]]), shift_zeros=False
+    )  # B: 3 of 3 PIEs, 1 of 5 non-PIEs
+    assert ch.class_ci[b] == pytest.approx(table.riskratio_confint(), rel=1e-12)
+    assert np.isnan(ch.class_ci[classes.index("E")]).all() and np.isnan(ch.bin_ci[4]).all()
+    assert ch.bin_ci[0, 0] == 0 and ch.bin_ci[0, 1] > 0  # a ratio of 0: from 0 to an upper bound
+
+
+def test_ratio_intervals_equal_statsmodels() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        n1, n2 = int(rng.integers(5, 200)), int(rng.integers(5, 2000))
+        a, c = int(rng.integers(1, n1 + 1)), int(rng.integers(1, n2 + 1))
+        want = Table2x2(np.array([[a, n1 - a], [c, n2 - c]]), shift_zeros=False).riskratio_confint()
+        assert ratio_interval(np.array([a]), n1, np.array([c]), n2)[0] == pytest.approx(
+            want, rel=1e-12
+        )
 
 
 def test_finds_rare_first_forgetting_and_not_in_the_control(tmp_path: Path) -> None:
@@ -182,21 +203,30 @@ def test_report_files_and_cli(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert "first significant mAP drop" in r.output
     page = (tmp_path / "rep" / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 5 and "<script" not in page
+    assert page.count("data:image/png;base64,") == 7 and "<script" not in page
     data = json.loads((tmp_path / "rep" / "analysis.json").read_text())
     assert set(data) >= {"overall", "forgettability", "pairs", "pies", "pie_characteristics", "ap"}
     assert len(data["overall"]["median_map"]) == 20 and data["pairs"]["ols"]["n"] == 45
     for name in (
         "fig1_map_and_weights",
         "fig2_forgettability_curves",
+        "fig2b_forgettability_by_class",
         "fig3_forgettability_vs_frequency",
         "fig4_fcd",
         "fig5_pie_characteristics",
+        "fig6_pie_scores",
     ):
         assert (tmp_path / "rep" / "figures" / f"{name}.png").stat().st_size > 5000
-        assert (
-            (tmp_path / "rep" / "figures" / f"{name}.svg").read_text().lstrip().startswith("<?xml")
-        )
+        svg = (tmp_path / "rep" / "figures" / f"{name}.svg").read_text()
+        assert svg.lstrip().startswith("<?xml") and "<text" in svg  # text stays text
+        numbers = (tmp_path / "rep" / "figures" / f"{name}.csv").read_text().splitlines()
+        assert len(numbers) > 2, name  # the numbers behind the figure
+    fig2 = (tmp_path / "rep" / "figures" / "fig2_forgettability_curves.svg").read_text()
+    assert "log10 training images of the class" in fig2  # the colour bar's label
+    fig3 = (tmp_path / "rep" / "figures" / "fig3_forgettability_vs_frequency.svg").read_text()
+    assert "least squares" in fig3 and data["classes"][0] in fig3  # fit line, class names
+    by_class = (tmp_path / "rep" / "figures" / "fig2b_forgettability_by_class.csv").read_text()
+    assert by_class.startswith("class,train_count,k,min,q1,median,q3,max")
     bad = CliRunner().invoke(
         cli, ["ml", "report", str(tmp_path / "store"), "--out", str(tmp_path / "x")]
     )
