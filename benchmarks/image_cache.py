@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.measure import full_size_sources  # noqa: E402
 from ml.data.cache import open_cache  # noqa: E402
 from ml.data.images import decode_images  # noqa: E402
 
@@ -29,13 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=300)
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument(
-        "--data", type=Path, default=ROOT.parent / "shared" / "data" / "nih-cxr14-fullres"
-    )
-    args = parser.parse_args()
-    sources = sorted(args.data.glob("*.png"))
-    if not sources:
-        raise SystemExit(f"no PNG images in {args.data}")
+    args, sources = full_size_sources(parser)
     paths = [sources[i % len(sources)] for i in range(args.images)]
     ids = [f"image-{i:06d}" for i in range(args.images)]
     cores = os.cpu_count() or 1

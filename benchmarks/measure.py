@@ -29,3 +29,16 @@ def in_child(script: Path, args: list[str]) -> tuple[float, float, dict[str, Any
         time.perf_counter() - started,
         json.loads(lines[-1]) if lines else {},
     )
+
+
+FULLRES = Path(__file__).resolve().parents[2] / "shared" / "data" / "nih-cxr14-fullres"
+
+
+def full_size_sources(parser: Any) -> tuple[Any, list[Path]]:
+    """Parse the arguments (with --data: the 1024-px NIH PNGs) and find those PNGs."""
+    parser.add_argument("--data", type=Path, default=FULLRES, help="folder of full-size PNGs")
+    args = parser.parse_args()
+    sources = sorted(args.data.glob("*.png"))
+    if not sources:
+        raise SystemExit(f"no PNG images in {args.data}")
+    return args, sources

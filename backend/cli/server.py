@@ -42,6 +42,11 @@ def serve(
     )
 
 
+def worker_command() -> list[str]:
+    """`piestudy worker` in this interpreter: what the demo starts beside its server."""
+    return [sys.executable, "-m", "backend.cli", "worker"]
+
+
 def demo(
     serve_after: Annotated[
         bool, typer.Option("--serve/--no-serve", help="serve once built")
@@ -74,8 +79,7 @@ def demo(
         typer.echo(f"    {name}: {url}")
     if serve_after:
         # a worker beside the server, so that a run started from the research page runs
-        command = [sys.executable, "-m", "backend.cli", "worker"]  # this interpreter, our CLI
-        runs = subprocess.Popen(command) if with_worker else None  # noqa: S603
+        runs = subprocess.Popen(worker_command()) if with_worker else None  # noqa: S603
         console.print(
             f"\nserving on {settings.base_url}"
             + (f" with a worker for runs (pid {runs.pid})" if runs else "")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from backend.cli.server import worker_command
 from backend.config import Settings
 from tests.backend.runs.helpers import (
     ROOT,
@@ -31,7 +31,7 @@ def spawn(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., WorkerPr
     }
 
     def run(*args: str) -> WorkerProcess:
-        cmd = [sys.executable, "-m", "backend.cli", "worker", "--heartbeat", "0.5", "--poll", "0.2"]
+        cmd = [*worker_command(), "--heartbeat", "0.5", "--poll", "0.2"]  # the demo's worker
         output = tmp_path / f"worker-{len(procs)}.log"
         with output.open("w") as out:
             proc = subprocess.Popen(

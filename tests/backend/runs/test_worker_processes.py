@@ -121,8 +121,17 @@ def test_cancel_stops_a_running_run_within_seconds_and_sigterm_hands_it_back(
     # a stopped worker puts its run back in the queue at once, for the next worker
     other = start(client, researcher, ds, params=long)["id"]
     wait_for(lambda: "train" in fetch(engine, other).stage, 60, "training started")
+    # seen alive, on its run, by the run pages (its heartbeat row)
+    [seen] = client.get("/api/runs/workers", headers=researcher).json()
+    assert seen["run_id"] == other and seen["pid"] == running.proc.pid
+    assert client.get(f"/api/runs/{other}", headers=researcher).json()["hint"] is None
     running.proc.send_signal(signal.SIGTERM)
     assert running.proc.wait(timeout=30) == 0
+    assert client.get("/api/runs/workers", headers=researcher).json() == []  # signed off
+    assert (
+        "No worker is running"
+        in client.get(f"/api/runs/{other}", headers=researcher).json()["hint"]
+    )
     back = fetch(engine, other)
     assert back.status == RunStatus.queued and back.worker_id is None
     assert "worker stopped: back in the queue" in back.log

@@ -26,6 +26,7 @@ from tests.backend.conftest import StudySetup
 from tests.backend.studies.test_pages import signed_in
 from tests.conftest import Users
 from tests.factories import PASSWORD
+from tests.htmlcheck import escaped_twice
 
 pytestmark = pytest.mark.database
 
@@ -128,6 +129,7 @@ def test_the_report_states_the_design_the_tables_and_the_methods(
     html = r.text
     assert "<style>" in html and 'rel="stylesheet"' not in html  # self-contained
     assert "@page" in html and "@media print" in html
+    assert escaped_twice(html) == []  # no entity escaped twice
     for section in (
         'id="design"',
         'id="stats"',
