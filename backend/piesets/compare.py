@@ -19,7 +19,8 @@ from backend.db import MAX_ID
 from backend.errors import InvalidInputError
 from backend.piesets import repository
 from backend.piesets.service import get_pie_set
-from ml.compare import Item, compare, store_curves, write_comparison
+from ml.analysis.figures import overlaid_curves
+from ml.compare import Item, compare, store_curves
 from ml.store import PredictionStore, StoreError
 
 MAX_COMPARED = 6
@@ -72,12 +73,9 @@ def compare_pie_sets(session: Session, ids: Sequence[int], settings: Settings) -
 
 
 def curves_png(result: dict[str, Any]) -> str | None:
-    """The overlaid curves as a PNG data URI (None with fewer than one store)."""
+    """The overlaid curves as a PNG data URI (None where no PIE set has a store)."""
     if not result["curves"]:
         return None
     with tempfile.TemporaryDirectory() as tmp:
-        write_comparison(result, Path(tmp))
-        return (
-            "data:image/png;base64,"
-            + base64.b64encode((Path(tmp) / "curves.png").read_bytes()).decode()
-        )
+        png = overlaid_curves(result["curves"], Path(tmp))[0]  # the figure alone
+        return "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()

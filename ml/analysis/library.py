@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ml.data.labels import LABEL_FORMATS, read_labels, require_ok
 from ml.store import PredictionStore
@@ -123,10 +123,3 @@ def tables(a: Analysis) -> dict[str, pd.DataFrame]:
         "pairs": pairs,
         "pies": images,
     }
-
-
-def as_dict(a: Analysis) -> dict[str, Any]:
-    """Everything analysis.json holds."""
-    from ml.analysis.report import to_json
-
-    return to_json(a)
