@@ -23,10 +23,12 @@ outside this installation.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import io
 import json
+import os
 import secrets
 import struct
 import zlib
@@ -64,10 +66,19 @@ class Rendering:
     bits_stored: int
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _canonical(source: str) -> str:
+    # realpath walks every component of the path with a system call each: a tenth of the
+    # server's time under a room of readers, for an answer that changes only when a dataset's
+    # folders are moved (and the file's size and time in the key catch a different file)
+    return os.path.realpath(source)
+
+
 def derivative_path(source: Path, kind: Kind, media_dir: Path) -> Path:
     stat = source.stat()
     key = (
-        f"{source.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\0{kind.longest_side}\0{kind.bits}"
+        f"{_canonical(str(source))}\0{stat.st_size}\0{stat.st_mtime_ns}\0{kind.longest_side}"
+        f"\0{kind.bits}"
     )
     name = hashlib.sha256(key.encode()).hexdigest()[:32]
     return media_dir / kind.folder / f"{name}.png"

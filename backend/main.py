@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     read_engine = read_only(engine)
+    app.state.read_engine = read_engine
     app.state.read_sessionmaker = make_sessionmaker(read_engine)
     app.state.db_slots = anyio.Semaphore(
         request_slots(engine, settings.db_slots, settings.server_workers)

@@ -1,18 +1,20 @@
 """A bounded load generator: simulated readers answering cases against a real uvicorn server.
 
 Loopback only (the server listens on 127.0.0.1), a fixed number of requests and a time cap.
-Each reader makes the reading page's own requests: it opens its link, fetches each of its cases
-and their display copies ahead (as the page does, one at a time, for reading offline), then for
-each case loads the case (with its full rendering's description) and the full rendering (each
-image once: the page keeps them), looks at it for a while and saves an answer; while it looks, the next
-case's full rendering is fetched ahead, as the page does. A reader looks at each case for `--think` seconds on average
-(uniform between half and one and a half times it; the answer reports that time as its active
-seconds), and the readers start at random moments within the first think time, so that all of
-them are reading at once. `--think 0` makes every reader a client that never pauses: the
-server's capacity rather than a reading session. Each answer is retried with the same answer id until the server acknowledges it.
-`--crash` kills the server with SIGKILL once half of the answers are acknowledged and starts it
-again; the readers keep retrying. Afterwards the database is checked: every acknowledged answer
-is there exactly once, with the values acknowledged.
+Each reader makes the reading page's own requests: it opens its link and loads its first case,
+which it sees as its display copy first; meanwhile, on a second connection, it fetches that
+case's full rendering, then all its cases in one request and each case's full rendering, one at a
+time, as the page does for reading on offline (so every image is requested once: one a case, and
+the first case's display copy). For each case it loads the case (a view), shows the full
+rendering fetched ahead (or waits for it), looks at it for a while and saves an answer. A reader
+looks at each case for `--think` seconds on average (uniform between half and one and a half
+times it; the answer reports that time as its active seconds), and the readers start at random
+moments within the first think time, so that all of them are reading at once. `--think 0` makes
+every reader a client that never pauses: the server's capacity rather than a reading session.
+Each answer is retried with the same answer id until the server acknowledges it. `--crash`
+kills the server with SIGKILL once half of the answers are acknowledged and starts it again; the
+readers keep retrying. Afterwards the database is checked: every acknowledged answer is there
+exactly once, with the values acknowledged.
 
     uv run python benchmarks/load.py --db sqlite --readers 200 --think 5 --images nih
     uv run python benchmarks/load.py --db postgresql --readers 200 --think 5 --images nih
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import random
@@ -66,6 +69,8 @@ from benchmarks.loadstudy import (  # noqa: E402
 # A reader grades label agreement, image quality and difficulty of a chest X-ray: 15 s a case on
 # average is brisk for a radiologist (the range is 7.5-22.5 s).
 DEFAULT_THINK = 15.0
+# the reading page's pacing of its fetching ahead (frontend/static/js/reader.js)
+AHEAD, PACE_S = 2, 1.5
 
 
 @dataclass
@@ -122,23 +127,48 @@ async def reader(
     async def full(position: int, conn: Connection | None = None) -> None:
         await image(f"/api/reader/cases/{position}/image?size=full", tally.fulls, conn)
 
+    fetched = [asyncio.Event() for _ in range(cases + 1)]  # [p]: case p's full rendering is here
+    reading = [0]  # the case the reader is on
+    moved_on = asyncio.Event()
+
+    async def ahead() -> None:
+        # the first case's full rendering, then every case in one request and each case's full
+        # rendering, one at a time, in order: the next AHEAD at once, the rest paced, except
+        # that the case after the one on screen is fetched at once (the page's prefetchFull)
+        await full(1, side)
+        r = await attempt("GET", "/api/reader/cases/ahead", conn=side)
+        assert r.status_code == 200 and len(json.loads(r.content)["cases"]) == cases, r.text
+        pause = 0.0
+        for n, position in enumerate(range(2, cases + 1)):
+            until = time.monotonic() + (pause if n >= AHEAD else 0.0)
+            while position > reading[0] + 1 and (left := until - time.monotonic()) > 0:
+                moved_on.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(moved_on.wait(), left)
+            t = time.perf_counter()
+            await full(position, side)
+            fetched[position].set()
+            pause = max(PACE_S, 20 * (time.perf_counter() - t))
+
+    background: asyncio.Task[None] | None = None
     try:
         r = await attempt("GET", f"/r/{token}")
         assert r.status_code == 303, r.text
-        # the page fetches every case and its display copy ahead, one at a time
-        for position in range(1, cases + 1):
-            r = await attempt("GET", f"/api/reader/cases/{position}?prefetch=true")
-            assert r.status_code == 200, r.text
-            await image(f"/api/reader/cases/{position}/image?size=display", tally.displays)
-        ahead: asyncio.Task[None] | None = None
         for position in range(1, cases + 1):
             r = await attempt("GET", f"/api/reader/cases/{position}")
             assert r.status_code == 200, r.text
-            if ahead is not None:
-                await ahead  # this case's full rendering, fetched while the last one was read
-            else:
-                await full(position)
-            ahead = asyncio.create_task(full(position + 1, side)) if position < cases else None
+            if position == 1:  # shown before anything is fetched ahead: its display copy first
+                await image(f"/api/reader/cases/{position}/image?size=display", tally.displays)
+                background = asyncio.create_task(ahead())
+            else:  # shown from the copy fetched ahead (or once the fetch under way ends)
+                assert background is not None
+                waiting = asyncio.ensure_future(fetched[position].wait())
+                await asyncio.wait({waiting, background}, return_when=asyncio.FIRST_COMPLETED)
+                if not fetched[position].is_set():  # the fetching failed: say why
+                    waiting.cancel()
+                    background.result()
+            reading[0] = position
+            moved_on.set()
             looked = rng.uniform(0.5, 1.5) * think
             await asyncio.sleep(looked)
             body: dict[str, Any] = {
@@ -152,7 +182,11 @@ async def reader(
             tally.saves.append(time.perf_counter() - t)
             tally.saves_server.append(server_seconds(r))
             tally.acknowledged[body["answer_id"]] = body
+        if background is not None:
+            await background
     finally:
+        if background is not None and not background.done():
+            background.cancel()
         c.close()
         side.close()
 

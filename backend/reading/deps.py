@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
@@ -45,28 +46,56 @@ def reading_reader(request: Request, session: ReadSessionDep) -> Reader:
 
 
 def _reader_of(request: Request, session: Session) -> Reader:
-    """The reader of this request's session. A browser holds one reader session, whoever's
-    link was opened last there; a reading page says whose it is with the x-reader-key header,
-    and a page of another reader (a tab left open on a shared workstation) is refused, so that
-    its answers wait in that browser for their own reader instead of going to this one."""
-    if not request.cookies.get(READER_COOKIE):
-        raise UnauthorizedError("open your invitation link to start reading")
-    reader = service.session_reader(session, request.cookies[READER_COOKIE])
+    return reader_of(session, session_token(request), request.headers.get(READER_KEY_HEADER))
+
+
+def reader_of(session: Session, token: str, claimed: str | None) -> Reader:
+    """The reader of a reader session's token. A browser holds one reader session, whoever's
+    link was opened last there; a reading page says whose it is with the x-reader-key header
+    (`claimed`), and a page of another reader (a tab left open on a shared workstation) is
+    refused, so that its answers wait in that browser for their own reader instead of going to
+    this one."""
+    reader = service.session_reader(session, token)
     if reader is None:
-        raise UnauthorizedError(
-            "this reading session has ended; open your invitation link again",
-            detail={"reason": "signed_out"},
-        )
-    if reader.revoked_at is not None:
+        raise signed_out()
+    check_reader(reader.revoked_at, reader.client_key, claimed)
+    return reader
+
+
+def session_token(request: Request) -> str:
+    """The reader session cookie's token; UnauthorizedError without one."""
+    token = request.cookies.get(READER_COOKIE)
+    if not token:
+        raise UnauthorizedError("open your invitation link to start reading")
+    return token
+
+
+async def reader_token(request: Request) -> str:
+    """session_token as a dependency (on the event loop: no worker-thread hop), so that a
+    request without a reader session is refused before its body is looked at."""
+    return session_token(request)
+
+
+ReaderToken = Annotated[str, Depends(reader_token)]
+
+
+def signed_out() -> UnauthorizedError:
+    return UnauthorizedError(
+        "this reading session has ended; open your invitation link again",
+        detail={"reason": "signed_out"},
+    )
+
+
+def check_reader(revoked_at: datetime | None, client_key: str, claimed: str | None) -> None:
+    """A withdrawn reader, or a page of another reader than the session's, is refused."""
+    if revoked_at is not None:
         raise UnauthorizedError(service.WITHDRAWN, detail={"reason": "withdrawn"})
-    claimed = request.headers.get(READER_KEY_HEADER)
-    if claimed is not None and not hmac.compare_digest(claimed, reader.client_key):
+    if claimed is not None and not hmac.compare_digest(claimed, client_key):
         raise UnauthorizedError(
             "this browser is now signed in as another reader; open your own invitation link"
             " again to go on (your answers are kept in this browser until then)",
             detail={"reason": "other_reader"},
         )
-    return reader
 
 
 def current_reader_page(request: Request, session: SessionDep) -> Reader:

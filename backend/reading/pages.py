@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from backend.db import SessionDep
+from backend.db import SessionDep, run_write
 from backend.reading import service
 from backend.reading.deps import ReaderPage, set_reader_cookie
 from backend.reading.schemas import INVITATION_TOKEN_MAX, MAX_POSITION
@@ -19,9 +19,10 @@ InvitationToken = Annotated[str, Path(min_length=1, max_length=INVITATION_TOKEN_
 
 
 @router.get("/r/{token}")
-def invitation(token: InvitationToken, request: Request, session: SessionDep) -> Response:
+async def invitation(token: InvitationToken, request: Request) -> Response:
+    # one worker-thread hop through a write slot (a room of readers opens its links at once)
     try:
-        _reader, session_token = service.start_session(session, token)
+        _reader, session_token = await run_write(request, lambda s: service.start_session(s, token))
     except service.InvitationError as exc:
         withdrawn = isinstance(exc.detail, dict) and exc.detail.get("reason") == "withdrawn"
         title = "This link was withdrawn" if withdrawn else "This link is not valid"

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import os
+from collections.abc import Callable
 from email.utils import format_datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -15,23 +13,35 @@ from fastapi.responses import FileResponse
 from backend.config import Settings
 from backend.db import ReadSessionDep, SessionDep, run_write
 from backend.derivatives import DISPLAY, FULL
-from backend.reading import images, service
-from backend.reading.deps import READER_COOKIE, CurrentReader, ReadingReader, set_reader_cookie
+from backend.reading import images, repository, service
+from backend.reading.deps import (
+    READER_COOKIE,
+    CurrentReader,
+    ReaderToken,
+    ReadingReader,
+    reader_of,
+    session_token,
+    set_reader_cookie,
+)
 from backend.reading.schemas import (
     MAX_POSITION,
+    READER_KEY_HEADER,
     AnswerIn,
     AnswerSaved,
     CaseList,
+    CasesAhead,
     ProfileIn,
     ReaderCase,
     ReaderMe,
     ReaderRendering,
     SessionRequest,
 )
+from backend.timeutil import utcnow
 
 router = APIRouter(prefix="/api/reader", tags=["reader"])
 Position = Annotated[int, Path(ge=1, le=MAX_POSITION)]
 IMAGE_MAX_AGE = 7 * 24 * 3600
+T = TypeVar("T")
 
 
 @router.post("/session", response_model=ReaderMe)
@@ -74,81 +84,87 @@ def list_cases(session: ReadSessionDep, reader: ReadingReader) -> CaseList:
     return service.list_cases(session, reader)
 
 
+@router.get("/cases/ahead", response_model=CasesAhead)
+async def cases_ahead(request: Request) -> CasesAhead:
+    """Every case of the reader with its rendering's description, in one answer, for the page
+    to keep for reading offline (one request instead of one a case); not counted as views."""
+    settings: Settings = request.app.state.settings
+    cases = await _as_reader(request, images.reader_cases, settings.resolved_media_dir)
+    return CasesAhead(cases=cases)
+
+
 @router.get("/cases/{position}", response_model=ReaderCase)
 async def get_case(
     position: Position,
     request: Request,
-    session: ReadSessionDep,
-    reader: ReadingReader,
     prefetch: Annotated[
         bool, Query(description="fetched ahead for offline reading: not counted as a view")
     ] = False,
 ) -> ReaderCase:
     settings: Settings = request.app.state.settings
-    case = await anyio.to_thread.run_sync(
-        images.case_with_rendering, session, reader, position, settings.resolved_media_dir
+    case, assignment_id = await _as_reader(
+        request, images.reader_case, position, settings.resolved_media_dir
     )
     if not prefetch:  # a view: the one write here, in a short transaction of its own
-        reader_id = reader.id
-        await run_write(request, lambda s: service.record_view(s, reader_id, position))
+        await run_write(request, lambda s: repository.record_view(s, assignment_id, utcnow()))
     return case
 
 
 @router.get("/cases/{position}/rendering", response_model=ReaderRendering)
-def case_rendering(
-    position: Position, request: Request, session: ReadSessionDep, reader: ReadingReader
-) -> ReaderRendering:
+async def case_rendering(position: Position, request: Request) -> ReaderRendering:
     """How to window the case's full rendering (made on first use, outside the write lock)."""
     settings: Settings = request.app.state.settings
-    return images.case_rendering(session, reader, position, settings.resolved_media_dir)
+    return await _as_reader(request, images.reader_rendering, position, settings.resolved_media_dir)
+
+
+async def _as_reader(request: Request, work: Callable[..., T], *args: Any) -> T:
+    """`work(read_engine, token, claimed reader key, *args)` (see images) in one worker-thread
+    hop, through a read slot."""
+    token = session_token(request)
+    claimed = request.headers.get(READER_KEY_HEADER)
+    async with request.app.state.read_slots:
+        return await anyio.to_thread.run_sync(
+            work, request.app.state.read_engine, token, claimed, *args
+        )
 
 
 @router.get("/cases/{position}/image", response_class=FileResponse)
-def case_image(
+async def case_image(
     position: Position,
     request: Request,
-    session: ReadSessionDep,
-    reader: ReadingReader,
     size: Annotated[
         Literal["full", "display"],
         Query(description="full: the 16-bit full-range rendering; display: 8-bit, ≤ 1024 px"),
     ] = "full",
 ) -> Response:
     """A rendering of the case's image, never the dataset's file: no metadata, a name that
-    says nothing. Made on first use, through a read-only session (no write lock held)."""
+    says nothing. Made on first use, through a read-only connection (no write lock held).
+
+    The most frequent request of a reading session (two a case): one worker-thread hop, for a
+    read slot's query and the file, instead of one for each dependency, the route and every
+    64 KB of the file."""
     settings: Settings = request.app.state.settings
     kind = DISPLAY if size == "display" else FULL
-    path = images.case_image_path(session, reader, position, kind, settings.resolved_media_dir)
-    study = reader.study
-    stat = os.stat(path)
-    # An opaque validator: it changes when the file does, and says nothing about the image.
-    key = settings.secret_key.get_secret_value().encode()
-    mac = hmac.new(
-        key,
-        f"{reader.id}:{position}:{size}:{stat.st_size}:{stat.st_mtime_ns}".encode(),
-        hashlib.sha256,
+    secret = settings.secret_key.get_secret_value().encode()
+    sent = await _as_reader(
+        request, images.reader_image, position, kind, settings.resolved_media_dir, secret
     )
-    etag = f'"{mac.hexdigest()[:32]}"'
     headers = {
-        "etag": etag,
+        "etag": sent.etag,
         "cache-control": f"private, max-age={IMAGE_MAX_AGE}",
-        # the study's date, not the file's: file times could hint at how images were prepared
-        "last-modified": format_datetime(study.created_at, usegmt=True),
+        "last-modified": format_datetime(sent.last_modified, usegmt=True),
     }
-    if etag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
+    if sent.etag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
         return Response(status_code=304, headers=headers)
-    media_type = "image/png"
-    return _WholeFile(path, media_type=media_type, headers=headers, stat_result=stat)
-
-
-class _WholeFile(FileResponse):
-    # Starlette reads a file 64 KB at a time, a worker thread for each read: 30 round trips
-    # for a 2 MB full rendering. A rendering is sent in a few reads instead.
-    chunk_size = 1024 * 1024
+    return Response(sent.body, media_type="image/png", headers=headers)
 
 
 @router.post("/cases/{position}/answer", response_model=AnswerSaved)
-def save_answer(
-    position: Position, body: AnswerIn, session: SessionDep, reader: CurrentReader
+async def save_answer(
+    position: Position, body: AnswerIn, request: Request, token: ReaderToken
 ) -> AnswerSaved:
-    return service.save_answer(session, reader, position, body)
+    """One worker-thread hop through a write slot: the reader, the save and its commit."""
+    claimed = request.headers.get(READER_KEY_HEADER)
+    return await run_write(
+        request, lambda s: service.save_answer(s, reader_of(s, token, claimed), position, body)
+    )

@@ -163,6 +163,10 @@ class ReaderCase(ReaderSchema):
     next_position: int | None
 
 
+class CasesAhead(ReaderSchema):
+    cases: list[ReaderCase]
+
+
 class AnswerIn(ReaderSchema):
     """One save. Fields left out (or null) are not given in this save: partial answers are fine,
     but a save must give at least one answer, the flag or the comment. Types are strict: agree

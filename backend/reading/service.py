@@ -10,7 +10,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.auth.tokens import hash_token, new_token
-from backend.datasets.models import shown_labels
 from backend.errors import AppError, ConflictError, NotFoundError
 from backend.reading import repository
 from backend.reading.models import Answer, AnswerRevision, ReaderSession
@@ -25,7 +24,6 @@ from backend.reading.schemas import (
     ProfileQuestion,
     Progress,
     Question,
-    ReaderCase,
     ReaderMe,
     ReaderPreset,
 )
@@ -201,40 +199,6 @@ def case_assignment(
     if assignment is None:
         raise NotFoundError(f"there is no case {position}")
     return assignment
-
-
-def record_view(session: Session, reader_id: int, position: int) -> None:
-    """The reader opened this case now (the first time, and how often: see CaseView)."""
-    assignment = repository.assignment_at(session, reader_id, position)
-    if assignment is None:
-        raise NotFoundError(f"there is no case {position}")
-    repository.record_view(session, assignment.id, utcnow())
-
-
-def case_image(session: Session, reader: Reader, position: int) -> repository.CaseImage:
-    found = repository.case_image(session, reader.id, position)
-    if found is None:
-        raise NotFoundError(f"there is no case {position}")
-    return found
-
-
-def get_case(
-    session: Session, reader: Reader, position: int, found: repository.CaseImage | None = None
-) -> ReaderCase:
-    """A case as the reader sees it (reads only: a view is recorded by record_view); `found`:
-    its case_image, where the caller has it already."""
-    assignment_id, image, dataset, practice = found or case_image(session, reader, position)
-    total = repository.case_count(session, reader.id)
-    return ReaderCase(
-        position=position,
-        total=total,
-        practice=practice,
-        labels=shown_labels(dataset.classes, image.labels),
-        image_url=f"/api/reader/cases/{position}/image",
-        answer=_state(repository.answer_for(session, assignment_id)),
-        previous_position=position - 1 if position > 1 else None,
-        next_position=position + 1 if position < total else None,
-    )
 
 
 NOTE_FIELDS = ("flagged", "comment")

@@ -79,11 +79,10 @@ def test_allowed_hosts_refuse_other_host_headers(settings: Settings) -> None:
         assert other.get("/api/health").status_code == 400
 
 
-def test_server_processes_one_on_sqlite_one_per_core_on_postgresql(tmp_path: Path) -> None:
+def test_server_processes_one_per_core(tmp_path: Path) -> None:
     sqlite = Settings(database_url=f"sqlite:///{tmp_path / 'a.db'}", var_dir=tmp_path)
     pg = Settings(database_url="postgresql+psycopg://db.example/piestudy", var_dir=tmp_path)
-    assert sqlite.server_workers == 1
-    assert pg.server_workers == max(1, min(os.cpu_count() or 1, 8))
+    assert sqlite.server_workers == pg.server_workers == max(1, min(os.cpu_count() or 1, 8))
     assert Settings(database_url=pg.database_url, var_dir=tmp_path, workers=3).server_workers == 3
 
 
@@ -98,13 +97,11 @@ def test_database_slots_are_shared_out_among_server_processes(tmp_path: Path) ->
     pg.dispose()
 
 
-def test_the_default_settings_serve_one_process_on_their_sqlite_file(tmp_path: Path) -> None:
-    """No database URL set: the SQLite file under var/, and `piestudy serve` one process (several
-    would only queue behind its one write lock)."""
+def test_the_default_settings_serve_their_sqlite_file(tmp_path: Path) -> None:
+    """No database URL set: the SQLite file under var/, served by one process per core."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIESTUDY_")}
     defaults = Settings(_env_file=None, var_dir=tmp_path)
     assert defaults.database_url == "" and defaults.resolved_database_url.startswith("sqlite")
-    assert defaults.server_workers == 1
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -126,7 +123,9 @@ def test_the_default_settings_serve_one_process_on_their_sqlite_file(tmp_path: P
                 assert time.monotonic() < deadline, "the server did not answer within 60 s"
                 time.sleep(0.2)
         children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
-        assert children == [], f"server processes besides the first: {children}"
+        workers = defaults.server_workers
+        # one child per process where there are several (and multiprocessing's resource tracker)
+        assert len(children) >= workers if workers > 1 else children == [], children
         assert (tmp_path / "var" / "piestudy.db").is_file()
     finally:
         server.terminate()

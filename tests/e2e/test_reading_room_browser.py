@@ -109,7 +109,9 @@ def test_on_a_shared_browser_answers_stay_with_their_reader(
     context = browser.new_context()  # one browser profile, as on a shared workstation
     a = context.new_page()
     open_case(a, study.links["Dr A"])
-    wait_until(a, "document.getElementById('reader').dataset.prefetched === '8'")
+    wait_until(
+        a, "document.getElementById('reader').dataset.prefetched === '8'", 30_000
+    )  # paced: about 8 s for 8 cases
     context.set_offline(True)
     for k in "n2w":
         a.keyboard.press(k)
@@ -273,7 +275,7 @@ def test_five_cases_read_offline_arrive_once_back_online(
 ) -> None:
     study = make_reading_study()
     open_case(page, study.links["Dr A"])
-    wait_until(page, "document.getElementById('reader').dataset.prefetched === '8'")
+    wait_until(page, "document.getElementById('reader').dataset.prefetched === '8'", 30_000)
     page.context.set_offline(True)
     for position in range(1, 6):
         page.wait_for_selector(f"#reader[data-ready=true][data-position='{position}']")

@@ -24,18 +24,19 @@ const viewer = initViewer({
     const p = position;
     const info = caseData && caseData.position === p ? caseData.rendering : null;
     try {
-      const image = info ? await cachedImage(`/api/reader/cases/${p}/image?size=full`) : null;
+      const image = info ? await cachedImage(fullUrl(p)) : null;
       if (image && image.ok) return { info, image: await image.blob() };
     } catch (err) { /* offline and not fetched before */ }
     if (p === position) showMessage("The full-range image cannot be loaded now: the display copy is shown, without window/level.");
     return null;
   },
 });
-// Fetch a case's full rendering ahead (the next case's), so that it shows at once.
+const fullUrl = (p) => `/api/reader/cases/${p}/image?size=full`;
+// Fetch a case's full rendering ahead into this reader's cache (once: a fetch under way is
+// joined, not repeated), so that it shows at once, and offline.
 async function prefetchFull(p) {
   if (p > total) return;
-  const url = `/api/reader/cases/${p}/image?size=full`;
-  try { if (!(await cacheMatch(url))) await cachedGet(url); } catch (err) { /* offline */ }
+  try { if (!(await cacheMatch(fullUrl(p)))) await fetchOnce(fullUrl(p)); } catch (err) { /* offline */ }
 }
 $("answers").addEventListener("submit", (event) => event.preventDefault());  // answers save as given
 
@@ -61,12 +62,20 @@ async function cacheMatch(url) {
 // each is fetched once; what it was prefetched for is showing it at once.
 async function cachedImage(url) {
   const copy = await cacheMatch(url);
-  return copy || cachedGet(url);
+  if (copy) return copy;
+  const response = await fetchOnce(url);
+  // another caller may have read this response's body already: the stored copy is the same
+  return (response && response.ok && (await cacheMatch(url))) || response;
+}
+const fetching = new Map();  // url -> the fetch under way that stores it
+function fetchOnce(url) {
+  if (!fetching.has(url)) fetching.set(url, cachedGet(url).finally(() => fetching.delete(url)));
+  return fetching.get(url);
 }
 // The network first (stored for later), this reader's copy when the network is down.
-async function cachedGet(url, { prefetch = false } = {}) {
+async function cachedGet(url) {
   try {
-    const response = await readerFetch(readerKey, prefetch ? `${url}${url.includes("?") ? "&" : "?"}prefetch=true` : url);
+    const response = await readerFetch(readerKey, url);
     if (response.ok) await cachePut(url, response.clone());
     return response;
   } catch (err) {
@@ -281,18 +290,26 @@ async function showCase(p) {
 
 async function showImage(p, token) {
   $("image-error").hidden = true;
-  let response = null;
-  try {
-    response = await cachedImage(`/api/reader/cases/${p}/image?size=display`);
-  } catch (err) {
-    response = null;
-  }
+  // fetched ahead: the full rendering alone, at once (no display copy first)
+  const ahead = caseData.rendering ? await cacheMatch(fullUrl(p)).catch(() => null) : null;
   if (token !== showToken) return;
-  if (response === null || !response.ok) {
-    imageFailed(response === null ? ": the network is down and it was not fetched before" : ` (${response.status})`);
-    return;
+  let loaded = false;
+  if (ahead && ahead.ok) {
+    loaded = await viewer.show(null, { info: caseData.rendering, image: await ahead.blob() });
+  } else {
+    let response = null;
+    try {
+      response = await cachedImage(`/api/reader/cases/${p}/image?size=display`);
+    } catch (err) {
+      response = null;
+    }
+    if (token !== showToken) return;
+    if (response === null || !response.ok) {
+      imageFailed(response === null ? ": the network is down and it was not fetched before" : ` (${response.status})`);
+      return;
+    }
+    loaded = await viewer.show(await response.blob());
   }
-  const loaded = await viewer.show(await response.blob());
   if (token !== showToken) return;
   if (!loaded) { imageFailed(": the file could not be decoded"); return; }
   imageShown = true;
@@ -440,24 +457,47 @@ document.addEventListener("keydown", (e) => {
 });
 
 // ---------- prefetch: every case and its image, for reading offline ----------
+// Every case in one request, kept as each case's own copy; then each case's full rendering (the
+// image the reader reads, windowed on its data, offline too), one at a time, the next cases
+// first: one image request a case, as reading them would make. The next AHEAD come at once;
+// the rest are paced (PACE_MS apart at least, longer when the server is slow to answer), so
+// that a room of readers starting together does not queue each other's answers behind its
+// fetching: 40 cases are all here within a minute or two, far ahead of anyone reading them.
+const AHEAD = 2;
+const PACE_MS = 1500;
+const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 async function prefetchAll() {
+  let cases;
+  try {
+    const response = await readerFetch(readerKey, "/api/reader/cases/ahead");
+    if (!response.ok) return;
+    cases = (await response.json()).cases;
+  } catch (err) {
+    return;  // offline: what is here is what can be read
+  }
+  const all = known();
+  for (const c of cases) {
+    const body = JSON.stringify(c);
+    await cachePut(`/api/reader/cases/${c.position}`, new Response(body, { headers: { "content-type": "application/json" } }));
+    if (!all[c.position]) remember(c.position, c.answer);
+  }
+  const order = cases.filter((c) => c.position > position).concat(cases.filter((c) => c.position <= position));
   let fetched = 0;
-  for (let p = 1; p <= total; p += 1) {
-    const url = `/api/reader/cases/${p}`;
+  let pause = 0;
+  for (const c of order) {
     try {
-      if (!(await cacheMatch(url))) {
-        const response = await cachedGet(url, { prefetch: true });
-        if (!response || !response.ok) continue;
-        const data = await response.json();
-        if (!known()[p]) remember(p, data.answer);
+      if (c.rendering && !(await cacheMatch(fullUrl(c.position)))) {
+        if (fetched >= AHEAD) await sleep(pause);
+        const started = performance.now();
+        const response = await fetchOnce(fullUrl(c.position));
+        if (!response) return;  // offline
+        pause = Math.max(PACE_MS, 20 * (performance.now() - started));
       }
-      const image = `${url}/image?size=display`;
-      if (!(await cacheMatch(image))) await cachedGet(image);
-      fetched += 1;
-      root.dataset.prefetched = String(fetched);
     } catch (err) {
-      return;  // offline: what is here is what can be read
+      return;
     }
+    fetched += 1;
+    root.dataset.prefetched = String(fetched);
   }
   refresh();
 }

@@ -194,25 +194,49 @@ export function initViewer({ loadFull, presets = viewerPresets() } = {}) {
     imageData = ctx.getImageData(0, 0, canvas.width, canvas.height);
     bitmap.close?.();
   }
-  // Show a case's display copy; resolves true once it is on screen, false if it cannot be.
-  async function show(blob) {
+  // Show a case: its display copy first, then the full rendering (loadFull); or, where the full
+  // rendering is here already (fetched ahead: `ready` = { info, image }), that alone, at once.
+  // Resolves true once the image is on screen, false if it cannot be.
+  async function show(blob, ready = null) {
     const token = ++loadToken;
     const keep = pinned && canvas.width ? { rel: view.scale * canvas.width, x: view.x, y: view.y, center: view.center, width: view.width, preset: view.preset, invert: view.invert } : null;
     full = null; info = null; sorted = null; measure = measure && measure.active ? { active: true, points: [], cursor: null } : null;
-    try { await drawDisplay(blob); } catch (err) { canvas.hidden = true; return false; }
+    let decoded = null;
+    try {
+      if (ready) decoded = await decodeGrayPng(await ready.image.arrayBuffer());
+      else await drawDisplay(blob);
+    } catch (err) {
+      if (!ready) { canvas.hidden = true; return false; }
+      return show(blob);  // the copy fetched ahead cannot be decoded: the display copy, then the network
+    }
     if (token !== loadToken) return false;
     canvas.hidden = false;
     if (!keep) { view.invert = false; view.preset = "default"; }
     else view.invert = keep.invert;
-    fit();
+    if (decoded) {
+      placeFull(decoded, ready.info, keep);
+      fit();
+    } else {
+      fit();
+      paint();
+      stage.dataset.full = "loading";
+    }
     if (keep) { view.scale = keep.rel / canvas.width; view.x = keep.x; view.y = keep.y; applyView(); }
-    paint();
     showWindow();
-    stage.dataset.full = "loading";
-    upgrade(token, keep);
+    if (!decoded) upgrade(token, keep);
     return true;
   }
-  // Then the full rendering, windowed on its data.
+  // The full rendering on the canvas, windowed on its data: the case's default window, or the
+  // pinned one.
+  function placeFull(decoded, fullInfo, keep) {
+    info = fullInfo; full = decoded; imageData = null;
+    canvas.width = full.width; canvas.height = full.height;
+    if (keep && keep.center !== null) setWindow(keep.center, keep.width, keep.preset);
+    else setWindow(info.window_center, info.window_width, "default");
+    paint();
+    stage.dataset.full = "shown";
+  }
+  // Then the full rendering, in place of the display copy at the same size on screen.
   async function upgrade(token, keep) {
     const loaded = loadFull ? await loadFull() : null;
     if (token !== loadToken) return;
@@ -221,14 +245,9 @@ export function initViewer({ loadFull, presets = viewerPresets() } = {}) {
       const decoded = await decodeGrayPng(await loaded.image.arrayBuffer());
       if (token !== loadToken) return;
       const rel = view.scale * canvas.width;
-      info = loaded.info; full = decoded; imageData = null;
-      canvas.width = full.width; canvas.height = full.height;
+      placeFull(decoded, loaded.info, keep);
       view.scale = rel / canvas.width;  // the same size on screen
-      if (keep && keep.center !== null) setWindow(keep.center, keep.width, keep.preset);
-      else setWindow(info.window_center, info.window_width, "default");
       applyView();
-      paint();
-      stage.dataset.full = "shown";
     } catch (err) {
       stage.dataset.full = "unavailable";
     }

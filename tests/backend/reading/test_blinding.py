@@ -190,7 +190,15 @@ def test_walk_every_reader_route(
                 (shape(body), header_names(case), shape(answer.json()), header_names(image))
             )
             assert body["image_url"] == f"/api/reader/cases/{position}/image"
+        # every case in one answer, for reading offline: each exactly as its own route gives it
+        ahead = c.get("/api/reader/cases/ahead")
+        assert ahead.status_code == 200, ahead.text
+        responses.append(("ahead", ahead))
+        assert ahead.json()["cases"] == [
+            c.get(f"/api/reader/cases/{p}?prefetch=true").json() for p in range(1, n_cases + 1)
+        ]
         covered |= {
+            ("GET", "/api/reader/cases/ahead"),
             ("GET", "/api/reader/cases/{position}"),
             ("GET", "/api/reader/cases/{position}/image"),
             ("GET", "/api/reader/cases/{position}/rendering"),
